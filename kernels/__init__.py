@@ -1,0 +1,1 @@
+"""Tensor math only: numpy/torch in, numpy/torch out. No Ray, xarray, zarr or I/O."""

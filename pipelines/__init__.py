@@ -1,0 +1,1 @@
+"""Ray orchestration: stages, config, CLI. The only layer that imports Ray."""

@@ -1,0 +1,136 @@
+"""The ``swarmcast`` command: run pipelines, the demo, inspect stores, and benchmarks.
+
+User errors (bad config, missing inputs, existing outputs) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from swarmcast.pipelines.config import ConfigError, load_pipeline_file
+
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved plan; start nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swarmcast", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a pipeline YAML file")
+    run.add_argument("pipeline", help="pipeline YAML file")
+    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stages.0.grid.nlat=64")
+    _add_run_options(run)
+
+    demo = sub.add_parser("demo", help="run the built-in demo pipeline end to end")
+    demo.add_argument("--out", default="swarmcast-demo", help="output folder (default ./swarmcast-demo)")
+    demo.add_argument("overrides", nargs="*", help="key=value overrides of the demo pipeline")
+    _add_run_options(demo)
+
+    insp = sub.add_parser("inspect", help="describe a store swarmcast wrote")
+    insp.add_argument("path")
+    insp.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    bench = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
+    bench.add_argument("name", choices=["loader"])
+    bench.add_argument("params", nargs="*", help="key=value parameters")
+    bench.add_argument("--address", help="Ray cluster address (default: local)")
+    return parser
+
+
+def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> int:
+    from swarmcast.pipelines.context import StageContext
+    from swarmcast.pipelines.runner import format_plan, plan_pipeline, run_pipeline
+
+    pipeline, raw = load_pipeline_file(path, overrides)
+    ctx = StageContext(base=path.resolve().parent, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw)
+    plans = plan_pipeline(pipeline, ctx)
+    print(format_plan(pipeline, plans, ctx))
+    if args.dry_run:
+        return 0
+    run_pipeline(pipeline, ctx, address=args.address)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "pipeline.yaml"
+    source = resources.files("swarmcast.pipelines").joinpath("demo.yaml").read_text()
+    if target.exists() and target.read_text() != source and not args.overwrite:
+        print(f"using your edited {target} (pass --overwrite to restore the built-in demo)")
+    else:
+        target.write_text(source)
+    code = _run_file(target, args.overrides, args)
+    if code == 0 and not args.dry_run:
+        print(f"demo outputs in {out.resolve()}; inspect with: swarmcast inspect {out / 'data.zarr'}")
+    return code
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from swarmcast.ops.inspect import describe_store, format_description
+
+    d = describe_store(args.path)
+    print(json.dumps(d, indent=2, default=str) if args.json else format_description(d))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from swarmcast.pipelines.bench import run_bench
+
+    params = {}
+    for item in args.params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"bench parameter {item!r}: expected key=value")
+        params[key] = yaml.safe_load(value)
+    result = run_bench(args.name, params, address=args.address)
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # key=value overrides may come before or after --options; argparse leaves the later ones
+    # unparsed, so fold them back in (anything else unknown is still an error).
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and args.command not in ("run", "demo", "bench")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        field = "params" if args.command == "bench" else "overrides"
+        setattr(args, field, [*getattr(args, field), *extra])
+    try:
+        if args.command == "run":
+            return _run_file(Path(args.pipeline), args.overrides, args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "inspect":
+            return _inspect(args)
+        if args.command == "bench":
+            return _bench(args)
+    except USER_ERRORS as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"swarmcast: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def entry_point() -> None:
+    """Console-script entry: exit with ``main``'s status."""
+    sys.exit(main())

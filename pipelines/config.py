@@ -1,0 +1,219 @@
+"""Pipeline YAML -> typed, validated config objects (design §3).
+
+A pipeline file has a ``name``, a run ``seed`` and ordered ``stages``; each stage has a ``kind``
+(``swe-dataset``, ...), an optional ``name`` (defaults to its kind) and the kind's parameters.
+Stage configs are pydantic models with a docstring per field; unknown keys, wrong types and
+impossible values are reported as one ``ConfigError`` naming the YAML key path, with a close
+match suggested for misspelt keys. Overrides ``key=value`` address stage parameters by index
+(``stages.0.grid.nlat=64``) or by stage name (``data.grid.nlat=64``); values are parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A user error in a pipeline file or override; the message names the key path."""
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True, use_attribute_docstrings=True)
+
+
+class StageConfig(Strict):
+    """Fields common to every stage; each stage kind subclasses this."""
+
+    kind: str
+    """Stage kind, e.g. "swe-dataset"."""
+    name: str | None = None
+    """Name used in logs and overrides; defaults to the kind."""
+
+    KIND: ClassVar[str] = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+    def inputs(self, base: Path) -> list[Path]:
+        """Paths this stage reads (must exist, or be written by an earlier stage)."""
+        return []
+
+    def outputs(self, base: Path) -> list[Path]:
+        """Paths this stage writes."""
+        return []
+
+    def plan(self, base: Path) -> str:
+        """One paragraph describing the work this stage implies (for --dry-run)."""
+        return ""
+
+
+class Pipeline(Strict):
+    """A whole pipeline file after validation."""
+
+    name: str = "swarmcast"
+    """Pipeline name (used in logs and store attributes)."""
+    seed: int = 0
+    """Run seed from which stage seeds derive unless a stage sets its own."""
+    stages: list[StageConfig] = Field(min_length=1)
+    """Ordered stages."""
+
+
+def resolve_path(base: Path, value: str) -> Path:
+    """A path relative to the pipeline file's folder unless absolute (URLs pass unchanged)."""
+    if "://" in value:
+        return Path(value)
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside an annotation like ``Grid`` or ``Grid | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or get_args(annotation):
+        for arg in get_args(annotation):
+            found = _nested_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def check_keys(data: Any, model: type[BaseModel], path: str) -> None:
+    """Raise ConfigError for the first key of ``data`` that ``model`` (recursively) lacks."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+    fields = model.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{path}.{key}: unknown key{_suggest(str(key), fields)}".lstrip("."))
+        sub = _nested_model(fields[key].annotation)
+        if sub is not None and isinstance(value, dict):
+            check_keys(value, sub, f"{path}.{key}")
+
+
+def _format_validation(err: ValidationError, prefix: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        msg = e["msg"]
+        if "input" in e and e["type"] not in ("missing",):
+            msg += f" (got {e['input']!r})"
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def _stage_registry() -> dict[str, type[StageConfig]]:
+    from swarmcast.pipelines.stages import STAGE_CONFIGS
+
+    return STAGE_CONFIGS
+
+
+def parse_stage(raw: Any, index: int) -> StageConfig:
+    path = f"stages.{index}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'kind', got {raw!r}")
+    registry = _stage_registry()
+    kind = raw.get("kind")
+    if kind is None:
+        raise ConfigError(f"{path}.kind: missing; choose one of {sorted(registry)}")
+    if kind not in registry:
+        raise ConfigError(
+            f"{path}.kind: unknown stage kind {kind!r}{_suggest(str(kind), registry)}; known kinds: {sorted(registry)}"
+        )
+    model = registry[kind]
+    check_keys(raw, model, path)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, path)) from None
+
+
+def parse_pipeline(raw: Any) -> Pipeline:
+    """Validate a loaded YAML document (dict) into a Pipeline."""
+    if not isinstance(raw, dict):
+        raise ConfigError("pipeline file: expected a mapping with a 'stages' list")
+    top = {k: v for k, v in raw.items() if k != "stages"}
+    check_keys({**top, "stages": []}, Pipeline, "")
+    stages_raw = raw.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise ConfigError("stages: expected a non-empty list of stages")
+    stages = [parse_stage(s, i) for i, s in enumerate(stages_raw)]
+    labels = [s.label for s in stages]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"stages: names must be unique; {dupes} repeat (set 'name:' on each)")
+    try:
+        return Pipeline.model_validate({**top, "stages": stages})
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, "")) from None
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``key.path=value`` overrides to a raw pipeline dict (a new dict is returned).
+
+    The first path element may be a stage name instead of ``stages.<i>``. Intermediate
+    mappings are created as needed; the result is validated later like any YAML.
+    """
+    import copy
+
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, _, text = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r}: empty key")
+        stages = out.get("stages") or []
+        names = [s.get("name") or s.get("kind") for s in stages if isinstance(s, dict)]
+        if parts[0] in names and parts[0] not in ("stages", "name", "seed"):
+            parts = ["stages", str(names.index(parts[0])), *parts[1:]]
+        node: Any = out
+        for depth, p in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    where = ".".join(parts[: depth + 1])
+                    raise ConfigError(f"override {key}: no element {where} (have {len(node)})")
+                node = node[int(p)]
+            elif isinstance(node, dict):
+                node = node.setdefault(p, {})
+            else:
+                raise ConfigError(f"override {key}: {'.'.join(parts[: depth + 1])} is not a mapping")
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key}: cannot set a key inside a {type(node).__name__}")
+        node[parts[-1]] = _parse_value(text)
+    return out
+
+
+def load_pipeline_file(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Pipeline, dict]:
+    """Load, override and validate a pipeline file; returns (pipeline, resolved raw dict)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"pipeline file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    raw = apply_overrides(raw or {}, overrides)
+    return parse_pipeline(raw), raw

@@ -1,0 +1,28 @@
+"""What a stage's ``run`` gets besides its own config: where, which seed, and run options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Run-wide settings shared by all stages of one pipeline run."""
+
+    base: Path
+    """Folder that relative paths in the pipeline resolve against."""
+    seed: int = 0
+    """The pipeline's run seed."""
+    overwrite: bool = False
+    """Replace outputs that exist (otherwise refused, unless made by the same config)."""
+    pipeline_raw: dict = field(default_factory=dict)
+    """The resolved pipeline (after overrides), stored in output attributes."""
+
+    def fingerprint(self, config: BaseModel) -> dict:
+        """What identifies a stage's output: its config (minus its display name) and the seed."""
+        d = config.model_dump(mode="json", exclude={"name"})
+        d["pipeline_seed"] = self.seed
+        return d

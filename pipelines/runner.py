@@ -1,0 +1,110 @@
+"""Run a validated pipeline: check every path first, then run the stages in order on Ray.
+
+Before any work: each stage's inputs must exist or be written by an earlier stage; each output
+that exists must have been made by the identical stage config (then the stage is skipped as
+done) unless ``overwrite`` is set. A store made by a different config is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
+from swarmcast.pipelines.context import StageContext
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: StageConfig
+    action: str
+    """"run", "skip" (outputs exist from the same config) or "overwrite"."""
+    description: str
+
+
+def _output_fingerprint(path: Path) -> dict | None:
+    """The ``swarmcast_stage`` attribute of an existing Zarr store, or None."""
+    import zarr
+
+    try:
+        attr = zarr.open_group(path, mode="r").attrs.get("swarmcast_stage")
+    except Exception:  # not a Zarr store, or unreadable: treat as foreign
+        return None
+    return json.loads(attr) if isinstance(attr, str) else None
+
+
+def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
+    """Check inputs/outputs of every stage; raise ConfigError on the first problem."""
+    produced: set[Path] = set()
+    plans = []
+    for i, stage in enumerate(pipeline.stages):
+        where = f"stages.{i} ({stage.label})"
+        for p in stage.inputs(ctx.base):
+            if p.resolve() not in produced and not p.exists():
+                raise ConfigError(f"{where}: input not found: {p}")
+        action = "run"
+        for p in stage.outputs(ctx.base):
+            if not p.exists():
+                continue
+            same = _output_fingerprint(p) == ctx.fingerprint(stage)
+            if ctx.overwrite:
+                action = "overwrite"
+            elif same:
+                action = "skip"
+            else:
+                raise ConfigError(
+                    f"{where}: output {p} already exists and was not made by this stage config; "
+                    "pass --overwrite to replace it, or choose another output path"
+                )
+        produced.update(p.resolve() for p in stage.outputs(ctx.base))
+        plans.append(StagePlan(stage, action, stage.plan(ctx.base)))
+    return plans
+
+
+def format_plan(pipeline: Pipeline, plans: list[StagePlan], ctx: StageContext) -> str:
+    lines = [f"pipeline '{pipeline.name}' (seed {pipeline.seed}, base {ctx.base}):"]
+    for i, p in enumerate(plans):
+        lines.append(f"  {i}. {p.stage.label} [{p.stage.kind}] -> {p.action}")
+        if p.description:
+            lines.append(f"     {p.description}")
+    return "\n".join(lines)
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Use the running Ray (tests), connect to ``address``, or start a loopback-only local one."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run_pipeline(pipeline: Pipeline, ctx: StageContext, *, address: str | None = None) -> list[dict]:
+    """Plan (raising on any problem before work starts), then run each stage."""
+    from swarmcast.pipelines.stages import STAGES
+
+    plans = plan_pipeline(pipeline, ctx)
+    results = []
+    with ray_session(address):
+        for p in plans:
+            if p.action == "skip":
+                print(f"[{p.stage.label}] up to date (outputs exist from the same config): skipped")
+                results.append({"stage": p.stage.label, "skipped": True})
+                continue
+            summary = STAGES[p.stage.kind].run(p.stage, ctx)
+            results.append({"stage": p.stage.label, **summary})
+    return results

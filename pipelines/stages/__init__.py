@@ -1,0 +1,25 @@
+"""Pipeline stages: one module per stage kind, each a typed config plus ``run(config, ctx)``.
+
+``STAGES`` maps the YAML ``kind`` (the contract of design §3) to its config class and runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from swarmcast.pipelines.config import StageConfig
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.stages import swe_dataset
+
+
+@dataclass(frozen=True)
+class Stage:
+    config: type[StageConfig]
+    run: Callable[[StageConfig, StageContext], dict]
+
+
+STAGES: dict[str, Stage] = {
+    "swe-dataset": Stage(swe_dataset.SWEDatasetConfig, swe_dataset.run),
+}
+STAGE_CONFIGS: dict[str, type[StageConfig]] = {k: s.config for k, s in STAGES.items()}

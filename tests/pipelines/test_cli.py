@@ -1,0 +1,95 @@
+"""The CLI: user errors exit 2 with one readable line; dry runs start nothing; outputs are safe."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from swarmcast.pipelines.cli import main
+
+SMALL = {
+    "name": "t",
+    "seed": 1,
+    "stages": [
+        {
+            "kind": "swe-dataset",
+            "name": "data",
+            "output": "data.zarr",
+            "grid": {"nlat": 16, "nlon": 32},
+            "trajectories": 2,
+            "days": 1,
+            "spinup_days": 0.25,
+        }
+    ],
+}
+
+
+def write_pipeline(folder: Path, raw: dict = SMALL) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path, capsys):
+    bad = dict(SMALL, stages=[dict(SMALL["stages"][0], grid={"nlat": 16, "nlom": 32})])
+    code, _, err = run_cli(["run", write_pipeline(tmp_path / "a", bad)], capsys)
+    assert code == 2
+    assert err.strip() == "swarmcast: error: stages.0.grid.nlom: unknown key (did you mean 'nlon'?)"
+    code, _, err = run_cli(["run", tmp_path / "nothing.yaml"], capsys)
+    assert code == 2 and "pipeline file not found" in err and "Traceback" not in err
+    code, _, err = run_cli(["inspect", tmp_path / "nope.zarr"], capsys)
+    assert code == 2 and "store not found" in err
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    path = write_pipeline(tmp_path)
+    code, out, _ = run_cli(["run", path, "--dry-run", "data.days=2"], capsys)
+    assert code == 0
+    assert "data [swe-dataset] -> run" in out and "18 times x 4 channels" in out
+    assert not (tmp_path / "data.zarr").exists()
+
+
+def test_demo_dry_run_writes_its_editable_pipeline(tmp_path, capsys):
+    code, out, _ = run_cli(["demo", "--out", tmp_path / "demo", "--dry-run"], capsys)
+    assert code == 0 and (tmp_path / "demo" / "pipeline.yaml").exists()
+    assert "484 times x 4 channels" in out
+
+
+@pytest.mark.timeout(300)
+def test_rerun_skips_same_config_and_refuses_a_different_one(ray_session, tmp_path, capsys):
+    path = write_pipeline(tmp_path)
+    code, out, _ = run_cli(["run", path], capsys)
+    assert code == 0 and "done: 10 snapshots" in out
+    store = tmp_path / "data.zarr"
+    before = xr.open_zarr(store)["h"].values.copy()
+
+    code, out, _ = run_cli(["run", path], capsys)
+    assert code == 0 and "-> skip" in out
+
+    code, _, err = run_cli(["run", path, "seed=2"], capsys)
+    assert code == 2 and "already exists and was not made by this stage config" in err
+    np.testing.assert_array_equal(xr.open_zarr(store)["h"].values, before)
+
+    code, out, _ = run_cli(["run", path, "seed=2", "--overwrite"], capsys)
+    assert code == 0 and "-> overwrite" in out
+    assert not np.array_equal(xr.open_zarr(store)["h"].values, before)
+
+    code, out, _ = run_cli(["inspect", store], capsys)
+    assert code == 0 and "h " in out and "time=10" in out and "BloscCodec" in out
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "swarmcast"
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "demo" in result.stdout and "inspect" in result.stdout
