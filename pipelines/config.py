@@ -37,7 +37,9 @@ class StageConfig(Strict):
     name: str | None = None
     """Name used in logs and overrides; defaults to the kind."""
 
-    KIND: ClassVar[str] = ""
+    RESUMABLE: ClassVar[bool] = False
+    """True for stages that resume into an existing output and police it themselves (per-unit
+    skip/refuse); the runner then plans "resume" instead of refusing the existing output."""
 
     @property
     def label(self) -> str:

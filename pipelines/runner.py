@@ -53,6 +53,8 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
             same = _output_fingerprint(p) == ctx.fingerprint(stage)
             if ctx.overwrite:
                 action = "overwrite"
+            elif stage.RESUMABLE:
+                action = "resume"
             elif same:
                 action = "skip"
             else:
@@ -78,7 +80,9 @@ def format_plan(pipeline: Pipeline, plans: list[StagePlan], ctx: StageContext) -
 def ray_session(address: str | None) -> Iterator[None]:
     """Use the running Ray (tests), connect to ``address``, or start a loopback-only local one."""
     import ray
+    from ray.data import DataContext
 
+    DataContext.get_current().enable_progress_bars = False  # stage Progress lines instead
     if ray.is_initialized():
         yield
         return

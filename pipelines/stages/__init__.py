@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from swarmcast.pipelines.config import StageConfig
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.stages import swe_dataset
+from swarmcast.pipelines.stages import swe_dataset, train_sfno
 
 
 @dataclass(frozen=True)
@@ -21,5 +21,6 @@ class Stage:
 
 STAGES: dict[str, Stage] = {
     "swe-dataset": Stage(swe_dataset.SWEDatasetConfig, swe_dataset.run),
+    "train-sfno": Stage(train_sfno.TrainSFNOConfig, train_sfno.run),
 }
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {k: s.config for k, s in STAGES.items()}

@@ -1,0 +1,177 @@
+"""Checkpoint folders (design §4): safetensors weights plus JSON, never a pickle.
+
+A *model checkpoint* (what hindcasts load) is a folder with ``weights.safetensors`` and
+``checkpoint.json``: model hyper-parameters, channels, grid, time step, normalisation, seed,
+data provenance, training summary and the per-channel validation RMSE at 48 h lead.
+A *training state* (what resume loads) adds ``optimizer.safetensors`` and ``state.json``
+(epoch, step, scheduler, history). Folders are written under a temporary name and renamed,
+so a killed run never leaves a half-written checkpoint where a later run would look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from swarmcast.ops.normalization import Normalization
+from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
+
+FORMAT = "swarmcast-sfno/1"
+WEIGHTS = "weights.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+META = "checkpoint.json"
+STATE = "state.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, malformed, or does not fit the data it is used with."""
+
+
+def atomic_folder(final: Path) -> Path:
+    """A fresh temporary sibling of ``final`` to write into before ``commit_folder``."""
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_folder(tmp: Path, final: Path) -> Path:
+    """Move a completely written ``tmp`` into place, replacing ``final`` if it exists."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def store_metadata_hash(path: str | os.PathLike) -> str:
+    """sha256 of a Zarr store's root metadata (consolidated: every array's schema and attrs)."""
+    root = Path(path) / "zarr.json"
+    if not root.exists():
+        root = Path(path) / ".zmetadata"
+    return hashlib.sha256(root.read_bytes()).hexdigest() if root.exists() else ""
+
+
+def weights_hash(folder: str | os.PathLike) -> str:
+    """sha256 of a checkpoint's weights file: its content hash for provenance."""
+    return hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_model(
+    folder: Path, model: SFNOStepper, meta: dict[str, Any], extra_files: dict[str, str] | None = None
+) -> Path:
+    """Write a model checkpoint atomically; ``meta`` goes into checkpoint.json and
+    ``extra_files`` (name -> text, e.g. metrics.jsonl) beside it."""
+    tmp = atomic_folder(folder)
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text)
+    save_file(_contiguous(model.state_dict()), str(tmp / WEIGHTS))
+    full = {"format": FORMAT, "model": model.config.to_json(), **meta}
+    full["weights_sha256"] = weights_hash(tmp)
+    (tmp / META).write_text(json.dumps(full, indent=2))
+    return commit_folder(tmp, folder)
+
+
+def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
+    """checkpoint.json of a checkpoint folder, checked for format."""
+    path = Path(folder) / META
+    if not path.exists():
+        raise CheckpointError(f"{folder}: not a checkpoint folder (no {META})")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{folder}: unknown checkpoint format {meta.get('format')!r}")
+    return meta
+
+
+def build_model(meta: dict[str, Any]) -> SFNOStepper:
+    """An SFNO stepper with the architecture and normalisation of ``meta`` (weights not loaded)."""
+    norm = Normalization.from_attr(meta["normalization"])
+    config = SFNOConfig.from_json(meta["model"])
+    mean, std = norm.arrays(config.channels)
+    return SFNOStepper(config, mean.tolist(), std.tolist(), increment_scale(norm, config.channels))
+
+
+def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[SFNOStepper, dict]:
+    """(model in eval mode, checkpoint.json) from a model checkpoint folder; no unpickling."""
+    meta = read_meta(folder)
+    if weights_hash(folder) != meta.get("weights_sha256"):
+        raise CheckpointError(f"{folder}: weights do not match the hash in {META} (corrupt or replaced)")
+    model = build_model(meta)
+    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
+    return model.to(device).eval(), meta
+
+
+def check_compatible(meta: dict[str, Any], channels: Sequence[str], nlat: int, nlon: int) -> None:
+    """Refuse a checkpoint whose channels or grid differ from the data's, naming the mismatch."""
+    model = meta["model"]
+    if list(model["channels"]) != list(channels):
+        raise CheckpointError(f"checkpoint channels {model['channels']} do not match the data's {list(channels)}")
+    if (model["nlat"], model["nlon"]) != (nlat, nlon):
+        raise CheckpointError(
+            f"checkpoint grid {model['nlat']}x{model['nlon']} does not match the data grid {nlat}x{nlon}"
+        )
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, rest = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, per_param in state["state"].items():
+        rest["state"][str(idx)] = {}
+        for name, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{name}"] = value
+            else:
+                rest["state"][str(idx)][name] = value
+    return _contiguous(tensors), rest
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+    state: dict[int, dict] = {int(i): dict(v) for i, v in rest["state"].items()}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+def save_training_state(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: dict[str, Any],
+) -> Path:
+    """Everything resume needs, in ``folder`` (created, must not exist)."""
+    folder.mkdir(parents=True)
+    save_file(_contiguous(model.state_dict()), str(folder / WEIGHTS))
+    tensors, rest = _flatten_optimizer(optimizer.state_dict())
+    save_file(tensors, str(folder / OPTIMIZER))
+    full = {**state, "optimizer": rest, "scheduler": scheduler.state_dict()}
+    (folder / STATE).write_text(json.dumps(full))
+    return folder
+
+
+def load_training_state(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> dict[str, Any]:
+    """Restore model, optimizer and scheduler in place; returns the saved ``state`` dict."""
+    full = json.loads((folder / STATE).read_text())
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    optimizer.load_state_dict(_unflatten_optimizer(load_file(str(folder / OPTIMIZER)), full.pop("optimizer")))
+    scheduler.load_state_dict(full.pop("scheduler"))
+    return full

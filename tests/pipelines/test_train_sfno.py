@@ -1,0 +1,203 @@
+"""The ``train-sfno`` stage on real Ray Train with real stores: learning, seeds, resume, errors."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from swarmcast.ops.checkpoint import load_model
+from swarmcast.pipelines.config import ConfigError, parse_pipeline
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.runner import run_pipeline
+from swarmcast.pipelines.stages.train_sfno import Prepared, TrainSFNOConfig
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+
+DATA = {
+    "kind": "swe-dataset",
+    "name": "data",
+    "output": "data.zarr",
+    "grid": {"nlat": 32, "nlon": 64},
+    "trajectories": 3,
+    "days": 20,
+}
+TRAIN = {
+    "kind": "train-sfno",
+    "name": "train",
+    "data": "data.zarr",
+    "output": "checkpoints",
+    "seeds": [11, 12],
+    "model": {"embed_dim": 16, "num_layers": 2},
+    "train": {"epochs": 30, "batch_size": 8, "lr": 0.003, "rollout_steps": 2},
+}
+
+
+def run(base: Path, stages: list[dict], seed: int = 0, overwrite: bool = False) -> list[dict]:
+    raw = {"name": "t", "seed": seed, "stages": stages}
+    ctx = StageContext(base=base, seed=seed, overwrite=overwrite, pipeline_raw=raw)
+    return run_pipeline(parse_pipeline(raw), ctx)
+
+
+@pytest.fixture(scope="module")
+def trained(ray_session, tmp_path_factory):
+    base = tmp_path_factory.mktemp("train")
+    t0 = time.perf_counter()
+    results = run(base, [DATA, TRAIN])
+    return base, results, time.perf_counter() - t0
+
+
+def test_trained_models_beat_persistence_at_6h_and_48h(trained):
+    base, _, _ = trained
+    for seed in (11, 12):
+        meta = json.loads((base / "checkpoints" / f"seed-{seed}" / "checkpoint.json").read_text())
+        model6, model48 = meta["validation_rmse"]["6h"], meta["validation_rmse"]["48h"]
+        pers6, pers48 = meta["baselines"]["persistence_rmse_1step"], meta["baselines"]["persistence_rmse_8step"]
+        for c in ("h", "u", "v", "vo"):
+            assert model6[c] < pers6[c], (seed, c, model6[c], pers6[c])
+            assert model48[c] < pers48[c], (seed, c, model48[c], pers48[c])
+        assert meta["training"]["steps"] == 30 * 20 and meta["training"]["epochs"] == 30
+
+
+def test_checkpoint_folder_has_the_promised_contents(trained):
+    base, _, _ = trained
+    folder = base / "checkpoints" / "seed-11"
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    assert meta["channels"] == ["h", "u", "v", "vo"] and meta["grid"] == {"type": "equiangular", "nlat": 32, "nlon": 64}
+    assert meta["time_step_hours"] == 6 and meta["seed"] == 11
+    assert set(meta["normalization"]["channels"]) == {"h", "u", "v", "vo"}
+    assert len(meta["data"]["metadata_sha256"]) == 64 and meta["data"]["store"].endswith("data.zarr")
+    assert set(meta["validation_rmse"]["48h"]) == {"h", "u", "v", "vo"}
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == list(range(1, 31))
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert {"model_rmse_1step", "persistence_rmse_8step", "climatology_rmse_1step"} <= set(lines[0])
+    assert not any(p.name.endswith(".partial") or ".tmp-" in p.name for p in (base / "checkpoints").iterdir())
+
+
+def test_two_seeds_differ_and_load_back_bit_identically(trained):
+    base, _, _ = trained
+    a, _ = load_model(base / "checkpoints" / "seed-11")
+    a2, _ = load_model(base / "checkpoints" / "seed-11")
+    b, _ = load_model(base / "checkpoints" / "seed-12")
+    sa, sa2, sb = a.state_dict(), a2.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sa2[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa if "net." in k)
+
+
+def test_second_run_trains_nothing(trained):
+    base, _, _ = trained
+    weights = base / "checkpoints" / "seed-11" / "weights.safetensors"
+    before = (weights.stat().st_mtime_ns, weights.read_bytes())
+    results = run(base, [DATA, TRAIN])
+    assert results[0]["skipped"] is True  # data store: same config
+    assert results[1]["trained"] == [] and results[1]["skipped"] == [11, 12]
+    assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
+
+
+def _prepared(base: Path, **overrides) -> Prepared:
+    cfg = TrainSFNOConfig.model_validate({**TRAIN, **overrides})
+    return Prepared(cfg, StageContext(base=base))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"channels": ["h", "z500"]}, r"channels \['z500'\] not in the store"),
+        ({"model": {"scale_factor": 3}}, r"model: scale_factor 3 must divide the grid 32x64"),
+        ({"validation": {"start": "1990-01-01"}}, r"validation range .* must lie inside the data"),
+        ({"train": {"rollout_steps": 200}}, r"rollout_steps=200 needs 201 consecutive states"),
+        ({"step_hours": 4}, r"step_hours 4.0 is not a whole multiple of the data step"),
+        ({"validation": {"lead_hours": 504}}, r"holds no 504.0 h window"),
+        ({"validation": {"lead_hours": 50}}, r"lead_hours 50.0 is not a multiple of step_hours"),
+    ],
+)
+def test_bad_training_inputs_fail_before_training(trained, overrides, message):
+    base, _, _ = trained
+    with pytest.raises((ConfigError, KeyError), match=message):
+        _prepared(base, **overrides)
+
+
+def test_checkpoint_folder_from_a_different_model_is_refused(trained):
+    base, _, _ = trained
+    changed = {**TRAIN, "model": {"embed_dim": 8, "num_layers": 2}}
+    with pytest.raises(ConfigError, match="holds a checkpoint from a different config; pass --overwrite"):
+        run(base, [DATA, changed])
+
+
+def _train_worker_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().decode(errors="ignore")
+            except OSError:
+                continue
+            if "RayTrainWorker" in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.distributed
+def test_killed_worker_resumes_from_its_last_checkpoint(trained, tmp_path):
+    base, _, _ = trained
+    (tmp_path / "data.zarr").symlink_to(base / "data.zarr")
+    stage = {**TRAIN, "seeds": [5], "max_failures": 1, "train": {"epochs": 8, "batch_size": 8}}
+    killed: list[int] = []
+
+    def killer():
+        storage = tmp_path / "checkpoints" / ".ray" / "seed-5"
+        deadline = time.time() + 240
+        while time.time() < deadline and len(list(storage.glob("checkpoint_*"))) < 2:
+            time.sleep(0.2)
+        time.sleep(3)  # let Ray register the checkpoint before the crash
+        for pid in _train_worker_pids():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    results = run(tmp_path, [stage])
+    thread.join(timeout=5)
+    assert killed, "no training worker was found to kill"
+    meta = json.loads((tmp_path / "checkpoints" / "seed-5" / "checkpoint.json").read_text())
+    assert results[0]["trained"] == [5] and meta["training"]["epochs"] == 8
+    resumed = meta["training"]["resumed_at_epochs"]
+    assert resumed and resumed[0] >= 1  # restarted from a checkpoint, not from scratch
+    epochs = [
+        json.loads(x)["epoch"] for x in (tmp_path / "checkpoints" / "seed-5" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == list(range(1, 9))
+
+
+@pytest.mark.distributed
+def test_two_ddp_workers_train_one_model(trained, tmp_path):
+    base, _, _ = trained
+    (tmp_path / "data.zarr").symlink_to(base / "data.zarr")
+    stage = {
+        **TRAIN,
+        "seeds": [3],
+        "scaling": {"workers": 2, "cpus_per_worker": 0.5},
+        "train": {"epochs": 2, "batch_size": 8},
+    }
+    run(tmp_path, [stage])
+    meta = json.loads((tmp_path / "checkpoints" / "seed-3" / "checkpoint.json").read_text())
+    assert meta["training"]["workers"] == 2
+    # 160 windows split over 2 workers in batches of 8: 10 steps per epoch on each rank
+    assert meta["training"]["steps"] == 2 * 10
+    model, _ = load_model(tmp_path / "checkpoints" / "seed-3")
+    assert all(np.isfinite(v.numpy()).all() for v in model.state_dict().values())
+
+
+def test_demo_pipeline_trains_two_checkpoints():
+    from importlib import resources
+
+    raw = yaml.safe_load(resources.files("swarmcast.pipelines").joinpath("demo.yaml").read_text())
+    train = [s for s in parse_pipeline(raw).stages if s.kind == "train-sfno"]
+    assert len(train) == 1 and len(train[0].seed_list(0)) >= 2
