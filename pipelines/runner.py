@@ -78,7 +78,7 @@ def format_plan(pipeline: Pipeline, plans: list[StagePlan], ctx: StageContext) -
 
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
-    """Use the running Ray (tests), connect to ``address``, or start a loopback-only local one."""
+    """Use the running Ray (tests), connect to ``address``, or start a private local instance."""
     import ray
     from ray.data import DataContext
 
@@ -87,10 +87,22 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray Train/Data narrate every checkpoint and dataset execution at INFO; stages print
+    # their own progress lines, so Ray's loggers in workers are kept to warnings.
+    quiet = ray.LoggingConfig(log_level="WARNING")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, logging_config=quiet)
     else:
-        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
+        # The dashboard serves the State API, which Ray Train's placement-group cleaner polls
+        # every second (warning when it is missing); it listens on loopback only. Ray's own gRPC
+        # ports cannot be restricted to loopback, so Ray's token authentication stays on.
+        ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            log_to_driver=True,
+            logging_config=quiet,
+        )
     try:
         yield
     finally:

@@ -79,7 +79,7 @@ def train_loop(cfg: dict) -> None:
     val = _val_windows(prepared) if rank == 0 else None
     shard = ray.train.get_dataset_shard("train")
     for epoch in range(state["epoch"], config.train.epochs):
-        t0, losses = time.perf_counter(), []
+        t0, losses, windows = time.perf_counter(), [], 0
         stepper.train()
         batches = shard.iter_torch_batches(
             batch_size=config.train.batch_size,
@@ -89,6 +89,7 @@ def train_loop(cfg: dict) -> None:
         )
         for batch in batches:
             losses.append(train_step(model, batch["x"], lat_w, opt, sched, ocfg, config.train.rollout_steps))
+            windows += len(batch["x"])
             state["step"] += 1
         metrics = {
             "epoch": epoch + 1,
@@ -96,7 +97,8 @@ def train_loop(cfg: dict) -> None:
             "train_loss": float(np.mean(losses)) if losses else None,
             "lr": sched.get_last_lr()[0],
             "seconds": time.perf_counter() - t0,
-            "rank0_windows": len(losses),
+            "batches": len(losses),
+            "windows": windows,
         }
         with tempfile.TemporaryDirectory() as tmp:
             report_checkpoint = None

@@ -23,3 +23,27 @@ def test_bench_loader_prints_one_json_object_with_a_ratio(ray_session, capsys):
 def test_bench_rejects_unknown_parameters(capsys):
     assert main(["bench", "loader", "nlatt=16"]) == 2
     assert "unknown bench parameters ['nlatt']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_bench_train_compares_ray_train_with_a_bare_loop(ray_session, capsys):
+    code = main(
+        [
+            "bench",
+            "train",
+            "nlat=16",
+            "nlon=32",
+            "trajectories=2",
+            "days=3",
+            "epochs=2",
+            "embed_dim=8",
+            "num_layers=1",
+            "rollout_steps=1",
+        ]
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "train"
+    # validation takes the last trajectory: 13 snapshots -> 12 one-step windows for training
+    assert result["train_windows_per_epoch"] == 12
+    assert result["ray_train_windows_per_s"] > 0 and result["bare_loop_windows_per_s"] > 0 and result["ratio"] > 0
