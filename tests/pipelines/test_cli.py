@@ -52,6 +52,13 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path, capsys):
     assert code == 2 and "store not found" in err
 
 
+def test_missing_input_fails_before_any_work(tmp_path, capsys):
+    train_only = {"name": "t", "stages": [{"kind": "train-sfno", "data": "missing.zarr", "checkpoints": 1}]}
+    code, _, err = run_cli(["run", write_pipeline(tmp_path, train_only)], capsys)
+    assert code == 2 and "stages.0 (train-sfno): input not found:" in err and "missing.zarr" in err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     path = write_pipeline(tmp_path)
     code, out, _ = run_cli(["run", path, "--dry-run", "data.days=2"], capsys)

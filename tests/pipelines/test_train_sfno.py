@@ -201,3 +201,39 @@ def test_demo_pipeline_trains_two_checkpoints():
     raw = yaml.safe_load(resources.files("swarmcast.pipelines").joinpath("demo.yaml").read_text())
     train = [s for s in parse_pipeline(raw).stages if s.kind == "train-sfno"]
     assert len(train) == 1 and len(train[0].seed_list(0)) >= 2
+
+
+@pytest.mark.distributed
+def test_killed_driver_rerun_resumes_unfinished_seed(trained, tmp_path):
+    """SIGKILL a whole `swarmcast run` (driver and its Ray instance), then run again."""
+    import subprocess
+    import sys
+
+    base, _, _ = trained
+    (tmp_path / "data.zarr").symlink_to(base / "data.zarr")
+    stage = {**TRAIN, "seeds": [21], "train": {"epochs": 6, "batch_size": 8}}
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({"name": "t", "seed": 0, "stages": [stage]}))
+    exe = Path(sys.executable).parent / "swarmcast"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(
+        [str(exe), "run", "pipeline.yaml"],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    storage = tmp_path / "checkpoints" / ".ray" / "seed-21"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(storage.glob("checkpoint_*"))) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(3)  # let Ray record the checkpoint in its run state
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "checkpoints" / "seed-21").exists()  # nothing exported yet
+
+    results = run(tmp_path, [stage])
+    meta = json.loads((tmp_path / "checkpoints" / "seed-21" / "checkpoint.json").read_text())
+    assert results[0]["trained"] == [21] and meta["training"]["epochs"] == 6
+    assert meta["training"]["resumed_at_epochs"] and meta["training"]["resumed_at_epochs"][0] >= 1
