@@ -1,0 +1,126 @@
+"""The ensemble store: design §5 schema read back with xarray, unit ownership, done flags."""
+
+import itertools
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from swarmcast.ops.ensemble_store import (
+    EnsembleLayout,
+    Unit,
+    UnitWriter,
+    create_ensemble_store,
+    done_units,
+    store_fingerprint,
+    unit_chunk_keys,
+)
+
+
+def layout(**kw) -> EnsembleLayout:
+    base = dict(
+        init_times=np.array(["2023-06-01T00", "2023-06-02T00"], dtype="datetime64[ns]"),
+        lead_times=(np.arange(5) * np.timedelta64(6, "h")).astype("timedelta64[ns]"),
+        lat=np.array([90.0, 30.0, -30.0, -90.0]),
+        lon=np.arange(8) * 45.0,
+        channels=("h", "u"),
+        checkpoints=("seed-0", "seed-1"),
+        perturbation=np.array([0, 1, 1, 2, 2, 3, 3, 4]),
+        sign=np.array([0, 1, -1, 1, -1, 1, -1, 0]),
+        member_block=4,
+        leads_per_shard=2,
+    )
+    return EnsembleLayout(**{**base, **kw})
+
+
+def create(tmp_path, lay=None):
+    lay = lay or layout()
+    seeds = np.arange(len(lay.init_times) * lay.n_members).reshape(len(lay.init_times), -1) + 1000
+    return create_ensemble_store(tmp_path / "ens.zarr", lay, seeds, {"swarmcast_stage": {"k": 1}, "title": "t"}), lay
+
+
+def unit_data(lay, unit, n_leads, lead0=0):
+    """Distinct values encoding (init, member, lead, channel) so any misplacement shows."""
+    m = np.arange(
+        lay.member_slice(unit.checkpoint, unit.block).start, lay.member_slice(unit.checkpoint, unit.block).stop
+    )
+    leads = np.arange(lead0, lead0 + n_leads)
+    c = np.arange(len(lay.channels))
+    v = unit.init * 1e4 + m[:, None, None] * 100 + leads[None, :, None] * 10 + c[None, None, :]
+    return np.broadcast_to(v[..., None, None], (len(m), n_leads, len(c), len(lay.lat), len(lay.lon))).astype("f4")
+
+
+def test_store_opens_with_the_design_schema(tmp_path):
+    path, _ = create(tmp_path)
+    ds = xr.open_zarr(path)
+    assert dict(ds.sizes) == {"init_time": 2, "member": 16, "lead_time": 5, "lat": 4, "lon": 8}
+    assert ds["h"].dims == ("init_time", "member", "lead_time", "lat", "lon") and ds["h"].dtype == np.float32
+    assert ds["h"].attrs["units"] == "m" and ds["u"].attrs["standard_name"] == "eastward_wind"
+    assert ds["init_time"].dtype == "datetime64[ns]" and ds["lead_time"].dtype == "timedelta64[ns]"
+    np.testing.assert_array_equal(
+        ds["valid_time"].values, ds["init_time"].values[:, None] + ds["lead_time"].values[None]
+    )
+    assert ds["checkpoint"].values.tolist() == ["seed-0"] * 8 + ["seed-1"] * 8
+    assert ds["sign"].values.tolist()[:8] == [0, 1, -1, 1, -1, 1, -1, 0]
+    assert ds["seed"].dims == ("init_time", "member") and int(ds["seed"][1, 0]) == 1016
+    assert not ds["member_done"].values.any()
+    assert ds.attrs["swarmcast_stage"] == {"k": 1} and store_fingerprint(path) == {"k": 1}
+    assert ds["h"].encoding["shards"] == (1, 4, 2, 4, 8) and ds["h"].encoding["chunks"] == (1, 4, 1, 4, 8)
+    assert np.isnan(ds["h"].values).all()  # nothing written yet
+
+
+def test_units_own_disjoint_shards_covering_the_store(tmp_path):
+    lay = layout()
+    keys = {u: unit_chunk_keys(lay, u) for u in lay.units()}
+    for a, b in itertools.combinations(keys, 2):
+        assert not keys[a] & keys[b], (a, b)
+    n_member_shards, n_lead_shards = lay.n_members // lay.member_block, 3
+    all_keys = {(i, m, s, 0, 0) for i in range(2) for m in range(n_member_shards) for s in range(n_lead_shards)}
+    assert set().union(*keys.values()) == all_keys
+
+
+def test_a_unit_writes_only_its_own_shard_files_then_its_done_flags(tmp_path):
+    path, lay = create(tmp_path)
+    unit = Unit(1, 1, 0)
+    w = UnitWriter(path, lay, unit)
+    for lead in range(5):  # one lead at a time: the writer buffers to whole shards
+        w.write(unit_data(lay, unit, 1, lead))
+        if lead == 2:  # 2 leads flushed (one shard), lead 2 still buffered
+            assert not xr.open_zarr(path)["member_done"].values.any()
+    w.finish()
+    files = {
+        tuple(int(x) for x in p.relative_to(path / "h" / "c").parts)
+        for p in (path / "h" / "c").rglob("*")
+        if p.is_file()
+    }
+    assert files == unit_chunk_keys(lay, unit)
+    ds = xr.open_zarr(path)
+    sl = lay.member_slice(1, 0)
+    np.testing.assert_array_equal(ds["h"].values[1, sl], unit_data(lay, unit, 5)[:, :, 0])
+    np.testing.assert_array_equal(ds["u"].values[1, sl], unit_data(lay, unit, 5)[:, :, 1])
+    assert ds["member_done"].values.sum() == 4 and ds["member_done"].values[1, sl].all()
+    assert done_units(path, lay) == {unit}
+    assert np.isnan(ds["h"].values[0]).all()  # other units untouched
+
+
+def test_unit_errors(tmp_path):
+    path, lay = create(tmp_path)
+    w = UnitWriter(path, lay, Unit(0, 0, 1))
+    with pytest.raises(ValueError, match="expected"):
+        w.write(np.zeros((3, 1, 2, 4, 8), "f4"))
+    w.write(unit_data(lay, Unit(0, 0, 1), 3))
+    with pytest.raises(RuntimeError, match="3 of 5 leads written"):
+        w.finish()
+    assert not done_units(path, lay)
+    with pytest.raises(ValueError, match="more leads"):
+        w.write(unit_data(lay, Unit(0, 0, 1), 3))
+
+
+def test_existing_store_and_bad_layouts_are_refused(tmp_path):
+    create(tmp_path)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        create(tmp_path)
+    with pytest.raises(ValueError, match="member_block 3 must divide the 8 members"):
+        layout(member_block=3)
+    with pytest.raises(ValueError, match="leads_per_shard"):
+        layout(leads_per_shard=6)
