@@ -1,0 +1,279 @@
+"""Stage ``hindcast``: HENS-style ensembles (checkpoints x perturbations) into one Zarr store.
+
+The coordinator (this module) checks everything first, creates the store once with all
+metadata (or reopens it when the same config made it), and hands the units not yet marked
+done to Ray actors, one checkpoint per actor (``swarmcast.pipelines.hindcast_actors``).
+Store layout: ``swarmcast.ops.ensemble_store``; perturbations: ``swarmcast.ops.perturbations``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from swarmcast.ops import __version__
+from swarmcast.ops.checkpoint import CheckpointError, check_compatible, read_meta, weights_hash
+from swarmcast.ops.ensemble_store import EnsembleLayout, create_ensemble_store, done_units, store_fingerprint
+from swarmcast.ops.perturbations import plan_members
+from swarmcast.ops.readers import open_climate
+from swarmcast.ops.rollout import saved_steps
+from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
+from swarmcast.pipelines.context import StageContext
+
+
+class InitTimes(Strict):
+    """Initial times: an explicit list, or a range ``start``..``end`` every ``every_hours``."""
+
+    times: list[str] | None = None
+    """Explicit ISO times."""
+    start: str | None = None
+    """First init time of a range."""
+    end: str | None = None
+    """Last init time of a range (inclusive)."""
+    every_hours: float = Field(24.0, gt=0)
+    """Spacing of a range."""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InitTimes:
+        if (self.times is None) == (self.start is None):
+            raise ValueError("give either 'times' or 'start' (with 'end')")
+        if self.start is not None and self.end is None:
+            raise ValueError("a range needs 'end'")
+        return self
+
+    def resolve(self) -> np.ndarray:
+        if self.times is not None:
+            return np.array(sorted(np.datetime64(t, "ns") for t in self.times))
+        start, end = np.datetime64(self.start, "ns"), np.datetime64(self.end, "ns")
+        step = np.timedelta64(round(self.every_hours * 3600), "s").astype("timedelta64[ns]")
+        if end < start:
+            raise ValueError(f"init_times.end {end} is before start {start}")
+        return np.arange(start, end + step, step)
+
+
+class PerturbationSettings(Strict):
+    """How members differ (HENS: bred vectors, 0.35 x 48 h RMSE, seeded on z500)."""
+
+    kind: Literal["bred-vector", "correlated", "gaussian", "control"] = "bred-vector"
+    """Perturbation family."""
+    pairs: int = Field(2, ge=0)
+    """+/- member pairs per checkpoint and init time."""
+    control: bool = True
+    """Add the unperturbed control member (member 0 of each checkpoint)."""
+    amplitude_factor: float = Field(0.35, gt=0)
+    """Amplitude as a fraction of each checkpoint's 48 h validation RMSE per channel."""
+    seed_channels: list[str] | None = None
+    """Channels carrying the initial bred-vector noise; None: the first channel."""
+    cycles: int = Field(3, ge=1)
+    """Breeding cycles (model steps before the init time)."""
+    length_scale_km: float = Field(500.0, gt=0)
+    """Correlation length of the noise."""
+    nonnegative: list[str] = Field(default_factory=list)
+    """Channels clipped at zero after perturbing (e.g. humidity)."""
+
+
+class ActorSettings(Strict):
+    """Resources of the actors that run units (one checkpoint each)."""
+
+    cpus: float = Field(1.0, gt=0)
+    """CPUs per actor."""
+    use_gpu: bool = False
+    """Run on GPUs."""
+    per_gpu: int = Field(1, ge=1)
+    """Actors sharing one GPU (fractional GPUs)."""
+    max_actors: int | None = Field(None, ge=1)
+    """Actors at once; None: as many as the cluster's CPUs/GPUs allow."""
+    max_unit_retries: int = Field(3, ge=0)
+    """Times a unit is redone after its actor died before giving up."""
+
+
+class HindcastConfig(StageConfig):
+    """Parameters of the ``hindcast`` stage."""
+
+    RESUMABLE: ClassVar[bool] = True
+
+    kind: Literal["hindcast"] = "hindcast"
+    """Stage kind."""
+    data: str = "data.zarr"
+    """Climate store with the initial states (and the history breeding needs)."""
+    checkpoints: str = "checkpoints"
+    """Folder of checkpoint folders (every subfolder with a checkpoint.json is used)."""
+    output: str = "hindcast.zarr"
+    """Ensemble store to write."""
+    init_times: InitTimes
+    """Initial times."""
+    lead_hours: float = Field(48.0, gt=0)
+    """Forecast length."""
+    output_every: int = Field(1, ge=1)
+    """Store every k-th model step."""
+    variables: list[str] | None = None
+    """Channels to store; None: all model channels."""
+    perturbation: PerturbationSettings = PerturbationSettings()
+    """Member perturbations."""
+    member_block: int | None = Field(None, ge=1)
+    """Members per work unit; None: all members of a checkpoint (must divide them)."""
+    leads_per_shard: int | None = Field(None, ge=1)
+    """Saved leads per shard; None: all (one shard per unit and variable)."""
+    actors: ActorSettings = ActorSettings()
+    """Actor resources."""
+    seed: int | None = None
+    """Run seed for member seeds; None: the pipeline seed."""
+
+    @model_validator(mode="after")
+    def _members(self) -> HindcastConfig:
+        p = self.perturbation
+        if p.kind == "control" and p.pairs:
+            raise ValueError("perturbation.kind 'control' makes no pairs; set pairs: 0")
+        if not p.control and p.pairs == 0:
+            raise ValueError("no members: enable perturbation.control or set pairs >= 1")
+        n = int(p.control) + 2 * p.pairs
+        if self.member_block is not None and n % self.member_block:
+            raise ValueError(f"member_block {self.member_block} must divide the {n} members per checkpoint")
+        self.init_times.resolve()
+        return self
+
+    @property
+    def members_per_checkpoint(self) -> int:
+        return int(self.perturbation.control) + 2 * self.perturbation.pairs
+
+    def inputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.data)]
+
+    def outputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.output)]
+
+    def plan(self, base: Path) -> str:
+        n_init = len(self.init_times.resolve())
+        return (
+            f"{n_init} init times x {self.members_per_checkpoint} members per checkpoint "
+            f"({self.perturbation.kind}), {self.lead_hours:g} h leads; write {resolve_path(base, self.output)}"
+        )
+
+
+class Prepared:
+    """Everything the hindcast needs, checked before any work starts."""
+
+    def __init__(self, config: HindcastConfig, ctx: StageContext) -> None:
+        self.config = config
+        folder = resolve_path(ctx.base, config.checkpoints)
+        paths = sorted(p for p in folder.iterdir() if (p / "checkpoint.json").exists()) if folder.is_dir() else []
+        if not paths:
+            raise ConfigError(f"checkpoints: no checkpoint folders (with checkpoint.json) in {folder}")
+        self.checkpoint_paths = paths
+        self.metas = [read_meta(p) for p in paths]
+        first = self.metas[0]
+        self.channels = tuple(first["channels"])
+        self.step_hours = float(first["time_step_hours"])
+        self.store = resolve_path(ctx.base, config.data)
+        ds = open_climate(self.store, self.channels)
+        for p, m in zip(paths, self.metas, strict=True):
+            try:
+                check_compatible(m, self.channels, ds.sizes["lat"], ds.sizes["lon"])
+            except CheckpointError as err:
+                raise ConfigError(f"checkpoints: {p.name}: {err}") from None
+            if float(m["time_step_hours"]) != self.step_hours:
+                raise ConfigError(f"checkpoints: {p.name} steps {m['time_step_hours']} h, others {self.step_hours} h")
+        n_steps = config.lead_hours / self.step_hours
+        if abs(n_steps - round(n_steps)) > 1e-9:
+            raise ConfigError(
+                f"lead_hours {config.lead_hours} is not a multiple of the model step ({self.step_hours} h)"
+            )
+        self.n_steps = round(n_steps)
+        self.keep = list(range(len(self.channels)))
+        if config.variables is not None:
+            missing = sorted(set(config.variables) - set(self.channels))
+            if missing:
+                raise ConfigError(f"variables: {missing} are not model channels {list(self.channels)}")
+            self.keep = [self.channels.index(v) for v in config.variables]
+        self.history_steps = config.perturbation.cycles if config.perturbation.kind == "bred-vector" else 0
+        self._check_history(ds["time"].values.astype("datetime64[ns]"), config.init_times.resolve())
+        self.seed_mask = self._seed_channels(config.perturbation)
+        self.layout = self._layout(ds)
+        self.run_seed = config.seed if config.seed is not None else ctx.seed
+        self.ids = tuple(p.name for p in paths)
+
+    def _check_history(self, times: np.ndarray, inits: np.ndarray) -> None:
+        step = np.timedelta64(round(self.step_hours * 3600), "s").astype("timedelta64[ns]")
+        have = set(times.tolist())
+        self.history_index: list[list[int]] = []
+        for t0 in inits:
+            needed = [t0 - k * step for k in range(self.history_steps, -1, -1)]
+            absent = [str(t) for t in needed if t.astype("datetime64[ns]").astype(int) not in have]
+            if absent:
+                what = "the init time" if str(t0) in absent else "the breeding history"
+                raise ConfigError(f"init_times: {t0} lacks {what} in {self.store} (missing {absent[:3]})")
+            self.history_index.append([int(np.searchsorted(times, t)) for t in needed])
+
+    def _seed_channels(self, p: PerturbationSettings) -> list[bool]:
+        names = p.seed_channels or [self.channels[0]]
+        unknown = sorted(set(names) - set(self.channels))
+        bad_nonneg = sorted(set(p.nonnegative) - set(self.channels))
+        if unknown or bad_nonneg:
+            raise ConfigError(
+                f"perturbation: channels {unknown or bad_nonneg} are not model channels {list(self.channels)}"
+            )
+        return [c in names for c in self.channels]
+
+    def _layout(self, ds: object) -> EnsembleLayout:
+        c = self.config
+        members = plan_members(
+            0, np.datetime64("2000-01-01"), "x", c.perturbation.pairs, control=c.perturbation.control
+        )
+        leads = np.array(saved_steps(self.n_steps, c.output_every)) * np.timedelta64(round(self.step_hours * 3600), "s")
+        block = c.member_block or len(members)
+        return EnsembleLayout(
+            init_times=c.init_times.resolve(),
+            lead_times=leads.astype("timedelta64[ns]"),
+            lat=ds["lat"].values,
+            lon=ds["lon"].values,  # type: ignore[index]
+            channels=tuple(self.channels[i] for i in self.keep),
+            checkpoints=tuple(p.name for p in self.checkpoint_paths),
+            perturbation=np.array([m.index for m in members]),
+            sign=np.array([m.sign for m in members]),
+            member_block=block,
+            leads_per_shard=min(c.leads_per_shard or len(leads), len(leads)),
+        )
+
+    def seeds(self) -> np.ndarray:
+        """Member seeds (n_init, n_members), from (run seed, init time, checkpoint, index)."""
+        out = []
+        for t0 in self.layout.init_times:
+            row = []
+            for ck in self.ids:
+                row += [m.seed for m in self.members(t0, ck)]
+            out.append(row)
+        return np.array(out, dtype=np.int64)
+
+    def members(self, t0: np.datetime64, checkpoint_id: str) -> list:
+        p = self.config.perturbation
+        return plan_members(self.run_seed, t0, checkpoint_id, p.pairs, control=p.control)
+
+
+def run(config: HindcastConfig, ctx: StageContext) -> dict:
+    from swarmcast.pipelines.hindcast_actors import run_units
+
+    prep = Prepared(config, ctx)
+    out = resolve_path(ctx.base, config.output)
+    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": [weights_hash(p) for p in prep.checkpoint_paths]}
+    fingerprint = json.loads(json.dumps(fingerprint))
+    if out.exists() and not ctx.overwrite:
+        if store_fingerprint(out) != fingerprint:
+            raise ConfigError(f"{out} was made by a different hindcast config or checkpoints; pass --overwrite")
+    else:
+        attrs = {
+            "Conventions": "CF-1.10",
+            "title": "swarmcast hindcast ensemble",
+            "source": f"swarmcast {__version__}",
+            "swarmcast_stage": fingerprint,
+            "pipeline": json.dumps(ctx.pipeline_raw),
+            "checkpoints": json.dumps({p.name: weights_hash(p) for p in prep.checkpoint_paths}),
+        }
+        create_ensemble_store(out, prep.layout, prep.seeds(), attrs, overwrite=ctx.overwrite)
+    pending = sorted(set(prep.layout.units()) - done_units(out, prep.layout))
+    total = len(list(prep.layout.units()))
+    run_units(prep, out, pending, label=config.label)
+    return {"path": str(out), "units": total, "computed": len(pending)}

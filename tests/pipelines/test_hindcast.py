@@ -1,0 +1,243 @@
+"""The ``hindcast`` stage on real Ray actors writing a real store: schema, faults, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import yaml
+
+from swarmcast.ops.checkpoint import load_model, save_model
+from swarmcast.ops.readers import open_climate, stored_normalization
+from swarmcast.ops.rollout import run_unit
+from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
+from swarmcast.pipelines.config import ConfigError, parse_pipeline
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.hindcast_actors import make_perturbation
+from swarmcast.pipelines.runner import run_pipeline
+from swarmcast.pipelines.stages.hindcast import HindcastConfig, Prepared
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+CH = ("h", "u", "v", "vo")
+STAGE = {
+    "kind": "hindcast",
+    "name": "hindcast",
+    "data": "data.zarr",
+    "checkpoints": "checkpoints",
+    "output": "hindcast.zarr",
+    "init_times": {"times": ["2001-01-01T18", "2001-01-02T00"]},
+    "lead_hours": 12,
+    "perturbation": {"kind": "bred-vector", "pairs": 2, "seed_channels": ["h"]},
+    "actors": {"cpus": 0.5},
+}
+
+
+def write_checkpoint(folder: Path, store: Path, seed: int, nlat: int = 16, nlon: int = 32) -> None:
+    norm = stored_normalization(open_climate(store, CH))
+    mean, std = norm.arrays(CH)
+    torch.manual_seed(seed)
+    model = SFNOStepper(
+        SFNOConfig(CH, nlat, nlon, embed_dim=8, num_layers=1), mean.tolist(), std.tolist(), increment_scale(norm, CH)
+    )
+    meta = {
+        "channels": list(CH),
+        "grid": {"type": "equiangular", "nlat": nlat, "nlon": nlon},
+        "time_step_hours": 6.0,
+        "normalization": norm.to_attr(),
+        "seed": seed,
+        "validation_lead_hours": 48.0,
+        "validation_rmse": {"48h": {"h": 100.0, "u": 5.0, "v": 5.0, "vo": 1e-5}},
+    }
+    save_model(folder, model, meta)
+
+
+@pytest.fixture(scope="module")
+def inputs(swe_store, tmp_path_factory):
+    base = tmp_path_factory.mktemp("hc-inputs")
+    for s in (0, 1):
+        write_checkpoint(base / "checkpoints" / f"seed-{s}", swe_store, s)
+    return swe_store, base / "checkpoints"
+
+
+def workdir(tmp_path: Path, inputs) -> Path:
+    store, ckpts = inputs
+    (tmp_path / "data.zarr").symlink_to(store)
+    (tmp_path / "checkpoints").symlink_to(ckpts)
+    return tmp_path
+
+
+def run(base: Path, stage: dict = STAGE, overwrite: bool = False) -> list[dict]:
+    raw = {"name": "hc", "seed": 3, "stages": [stage]}
+    return run_pipeline(parse_pipeline(raw), StageContext(base=base, seed=3, overwrite=overwrite, pipeline_raw=raw))
+
+
+def files(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(ray_session, inputs, tmp_path_factory):
+    base = workdir(tmp_path_factory.mktemp("hc-ref"), inputs)
+    results = run(base)
+    return base / "hindcast.zarr", results
+
+
+def test_store_has_every_coord_and_attr_of_the_design(reference):
+    path, results = reference
+    assert results[0]["units"] == 4 and results[0]["computed"] == 4
+    ds = xr.open_zarr(path)
+    assert dict(ds.sizes) == {"init_time": 2, "member": 10, "lead_time": 3, "lat": 16, "lon": 32}
+    for name in ("init_time", "lead_time", "valid_time", "lat", "lon", "checkpoint", "perturbation", "sign", "seed"):
+        assert name in ds.coords, name
+    assert set(ds.data_vars) == {"h", "u", "v", "vo", "member_done"}
+    assert ds["member_done"].values.all()
+    assert ds["lead_time"].values.tolist() == [0, 6 * 3600 * 10**9, 12 * 3600 * 10**9]
+    assert {"Conventions", "title", "source", "pipeline", "checkpoints", "swarmcast_stage"} <= set(ds.attrs)
+    assert set(json.loads(ds.attrs["checkpoints"])) == {"seed-0", "seed-1"}
+    assert ds["sign"].values.tolist() == [0, 1, -1, 1, -1] * 2 and np.isfinite(ds["h"].values).all()
+    # +/- pairs centred on the analysis (the control member) at lead 0
+    h0 = ds["h"].isel(lead_time=0).values
+    np.testing.assert_allclose((h0[:, 1] + h0[:, 2]) / 2, h0[:, 0], rtol=1e-6)
+
+
+def test_one_member_regenerated_alone_matches_the_store(reference, inputs):
+    path, _ = reference
+    ds = xr.open_zarr(path)
+    prep = Prepared(HindcastConfig.model_validate(STAGE), StageContext(base=path.parent, seed=3))
+    model, meta = load_model(prep.checkpoint_paths[1])
+    member = prep.members(prep.layout.init_times[1], "seed-1")[3]  # pair 2, sign -1
+    data = open_climate(prep.store, CH)
+    history = torch.as_tensor(np.stack([data[c].isel(time=prep.history_index[1]).values for c in CH], axis=1))
+    alone = np.concatenate(list(run_unit(model, make_perturbation(prep, meta), history, [member], 2)), axis=1)[0]
+    np.testing.assert_array_equal(alone[:, 0], ds["h"].values[1, 5 + 3])
+    assert int(ds["seed"].values[1, 8]) == member.seed
+
+
+def test_second_run_computes_nothing_and_other_configs_are_refused(reference):
+    path, _ = reference
+    before = files(path)
+    assert run(path.parent)[0]["computed"] == 0
+    assert files(path) == before
+    changed = {**STAGE, "perturbation": {"kind": "bred-vector", "pairs": 1, "seed_channels": ["h"]}}
+    with pytest.raises(ConfigError, match="made by a different hindcast config"):
+        run(path.parent, changed)
+    assert files(path) == before
+
+
+def _unit_runner_pids() -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if "UnitRunner" in (entry / "cmdline").read_bytes().decode(errors="ignore"):
+                    out.append(int(entry.name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.distributed
+def test_killed_actor_mid_run_gives_a_bit_identical_store(reference, inputs, tmp_path):
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    killed: list[int] = []
+
+    def killer():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            pids = _unit_runner_pids()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    run(base)
+    thread.join(timeout=5)
+    assert killed, "no actor was killed"
+    assert files(base / "hindcast.zarr") == files(ref_path)
+
+
+@pytest.mark.distributed
+def test_killed_driver_then_rerun_gives_a_bit_identical_store(reference, inputs, tmp_path):
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    stage = {**STAGE, "actors": {"cpus": 1.0, "max_actors": 1}}
+    raw = {"name": "hc", "seed": 3, "stages": [stage]}
+    (base / "pipeline.yaml").write_text(yaml.safe_dump(raw))
+    exe = Path(sys.executable).parent / "swarmcast"
+    proc = subprocess.Popen(
+        [str(exe), "run", "pipeline.yaml"],
+        cwd=base,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = base / "hindcast.zarr"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists() and xr.open_zarr(store)["member_done"].values.any():
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = xr.open_zarr(store)["member_done"].values
+    assert done.any() and not done.all(), "the kill did not land mid-run"
+    result = run(base, stage)
+    assert 0 < result[0]["computed"] < 4
+    ref = files(ref_path)
+    got = files(store)
+    assert got.keys() == ref.keys() - {"zarr.json"} | {"zarr.json"}
+    for key in ref:
+        if key != "zarr.json":  # root metadata holds the pipeline text, which differs (actors)
+            assert got[key] == ref[key], key
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"init_times": {"times": ["2001-01-01T06"]}}, r"lacks the breeding history"),
+        ({"init_times": {"times": ["1999-01-01T00"]}}, r"lacks the init time"),
+        ({"lead_hours": 10}, r"lead_hours 10.0 is not a multiple of the model step \(6.0 h\)"),
+        ({"variables": ["h", "z500"]}, r"variables: \['z500'\] are not model channels"),
+        ({"perturbation": {"seed_channels": ["t2m"]}}, r"perturbation: channels \['t2m'\] are not model channels"),
+        ({"checkpoints": "nowhere"}, r"no checkpoint folders"),
+    ],
+)
+def test_bad_hindcast_inputs_fail_before_any_work(inputs, tmp_path, change, message):
+    base = workdir(tmp_path, inputs)
+    with pytest.raises(ConfigError, match=message):
+        Prepared(HindcastConfig.model_validate({**STAGE, **change}), StageContext(base=base))
+    assert not (base / "hindcast.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"member_block": 2}, "member_block 2 must divide the 5 members"),
+        ({"perturbation": {"kind": "control", "pairs": 2}}, "makes no pairs"),
+        ({"perturbation": {"control": False, "pairs": 0}}, "no members"),
+        ({"init_times": {"start": "2001-01-02", "end": "2001-01-01"}}, "is before start"),
+    ],
+)
+def test_impossible_hindcast_configs(change, message):
+    with pytest.raises(ValueError, match=message):
+        HindcastConfig.model_validate({**STAGE, **change})
+
+
+def test_checkpoint_on_another_grid_is_refused(inputs, tmp_path):
+    store, _ = inputs
+    (tmp_path / "data.zarr").symlink_to(store)
+    write_checkpoint(tmp_path / "checkpoints" / "seed-9", store, 9, nlat=8, nlon=16)
+    with pytest.raises(ConfigError, match="seed-9: checkpoint grid 8x16 does not match the data grid 16x32"):
+        Prepared(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
