@@ -273,3 +273,18 @@ def bench_train(params: dict) -> dict:
 
 
 BENCHES["train"] = (bench_train, TRAIN_DEFAULTS)
+
+
+def _hindcast(params: dict) -> dict:
+    from swarmcast.pipelines.bench_hindcast import bench_hindcast
+
+    return bench_hindcast(params)
+
+
+def _hindcast_defaults() -> dict[str, Any]:
+    from swarmcast.pipelines.bench_hindcast import HINDCAST_DEFAULTS
+
+    return HINDCAST_DEFAULTS
+
+
+BENCHES["hindcast"] = (_hindcast, _hindcast_defaults())

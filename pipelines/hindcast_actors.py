@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import ray
 import torch
-from ray.exceptions import ActorDiedError, ActorUnavailableError
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.ensemble_store import Unit, UnitWriter
@@ -126,7 +126,7 @@ def run_units(prep: Any, store: Path, pending: list[Unit], *, label: str) -> Non
             ck, actor, unit = active.pop(ready[0])
             try:
                 ray.get(ready[0])
-            except (ActorDiedError, ActorUnavailableError):
+            except (RayActorError, ActorUnavailableError):  # died, or lost with its node
                 retries[unit] = retries.get(unit, 0) + 1
                 if retries[unit] > prep.config.actors.max_unit_retries:
                     raise RuntimeError(f"unit {unit} failed {retries[unit]} times; rerun to resume") from None

@@ -47,3 +47,28 @@ def test_bench_train_compares_ray_train_with_a_bare_loop(ray_session, capsys):
     # validation takes the last trajectory: 13 snapshots -> 12 one-step windows for training
     assert result["train_windows_per_epoch"] == 12
     assert result["ray_train_windows_per_s"] > 0 and result["bare_loop_windows_per_s"] > 0 and result["ratio"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_bench_hindcast_reports_efficiency_and_the_hens_projection(ray_session, capsys):
+    code = main(
+        [
+            "bench",
+            "hindcast",
+            "nlat=16",
+            "nlon=32",
+            "embed_dim=8",
+            "num_layers=1",
+            "init_times=2",
+            "pairs=1",
+            "lead_hours=12",
+        ]
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "hindcast"
+    assert result["members_per_init"] == 3 and result["member_steps"] == 3 * 2 * 2
+    assert result["ratio"] > 0 and result["raw_forward_member_steps_per_s"] > 0
+    hens = result["hens_projection"]
+    # 7,424 members in blocks of 16 -> 464 shards per variable, x 12 variables, + 464 done chunks
+    assert hens["objects_per_init_date"] == 464 * 12 + 464 and hens["hens_netcdf_files_per_init_date"] == 7424
