@@ -148,7 +148,7 @@ def _train_worker_pids() -> list[int]:
 def test_killed_worker_resumes_from_its_last_checkpoint(trained, tmp_path):
     base, _, _ = trained
     (tmp_path / "data.zarr").symlink_to(base / "data.zarr")
-    stage = {**TRAIN, "seeds": [5], "max_failures": 1, "train": {"epochs": 8, "batch_size": 8}}
+    stage = {**TRAIN, "seeds": [5], "max_failures": 1, "train": {"epochs": 14, "batch_size": 8}}
     killed: list[int] = []
 
     def killer():
@@ -167,13 +167,13 @@ def test_killed_worker_resumes_from_its_last_checkpoint(trained, tmp_path):
     thread.join(timeout=5)
     assert killed, "no training worker was found to kill"
     meta = json.loads((tmp_path / "checkpoints" / "seed-5" / "checkpoint.json").read_text())
-    assert results[0]["trained"] == [5] and meta["training"]["epochs"] == 8
+    assert results[0]["trained"] == [5] and meta["training"]["epochs"] == 14
     resumed = meta["training"]["resumed_at_epochs"]
     assert resumed and resumed[0] >= 1  # restarted from a checkpoint, not from scratch
     epochs = [
         json.loads(x)["epoch"] for x in (tmp_path / "checkpoints" / "seed-5" / "metrics.jsonl").read_text().splitlines()
     ]
-    assert epochs == list(range(1, 9))
+    assert epochs == list(range(1, 15))
 
 
 @pytest.mark.distributed
@@ -211,7 +211,7 @@ def test_killed_driver_rerun_resumes_unfinished_seed(trained, tmp_path):
 
     base, _, _ = trained
     (tmp_path / "data.zarr").symlink_to(base / "data.zarr")
-    stage = {**TRAIN, "seeds": [21], "train": {"epochs": 6, "batch_size": 8}}
+    stage = {**TRAIN, "seeds": [21], "train": {"epochs": 12, "batch_size": 8}}
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({"name": "t", "seed": 0, "stages": [stage]}))
     exe = Path(sys.executable).parent / "swarmcast"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
@@ -235,5 +235,5 @@ def test_killed_driver_rerun_resumes_unfinished_seed(trained, tmp_path):
 
     results = run(tmp_path, [stage])
     meta = json.loads((tmp_path / "checkpoints" / "seed-21" / "checkpoint.json").read_text())
-    assert results[0]["trained"] == [21] and meta["training"]["epochs"] == 6
+    assert results[0]["trained"] == [21] and meta["training"]["epochs"] == 12
     assert meta["training"]["resumed_at_epochs"] and meta["training"]["resumed_at_epochs"][0] >= 1
