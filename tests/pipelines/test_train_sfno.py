@@ -25,7 +25,7 @@ DATA = {
     "name": "data",
     "output": "data.zarr",
     "grid": {"nlat": 32, "nlon": 64},
-    "trajectories": 3,
+    "trajectories": 4,
     "days": 20,
 }
 TRAIN = {
@@ -62,7 +62,8 @@ def test_trained_models_beat_persistence_at_6h_and_48h(trained):
         for c in ("h", "u", "v", "vo"):
             assert model6[c] < pers6[c], (seed, c, model6[c], pers6[c])
             assert model48[c] < pers48[c], (seed, c, model48[c], pers48[c])
-        assert meta["training"]["steps"] == 30 * 20 and meta["training"]["epochs"] == 30
+        # 3 training years x 79 three-state windows = 237, in batches of 8: 30 steps per epoch
+        assert meta["training"]["steps"] == 30 * 30 and meta["training"]["epochs"] == 30
 
 
 def test_checkpoint_folder_has_the_promised_contents(trained):
@@ -189,8 +190,8 @@ def test_two_ddp_workers_train_one_model(trained, tmp_path):
     run(tmp_path, [stage])
     meta = json.loads((tmp_path / "checkpoints" / "seed-3" / "checkpoint.json").read_text())
     assert meta["training"]["workers"] == 2
-    # 160 windows split over 2 workers in batches of 8: 10 steps per epoch on each rank
-    assert meta["training"]["steps"] == 2 * 10
+    # 3 x 80 = 240 two-state windows split over 2 workers in batches of 8: 15 steps per epoch on each rank
+    assert meta["training"]["steps"] == 2 * 15
     model, _ = load_model(tmp_path / "checkpoints" / "seed-3")
     assert all(np.isfinite(v.numpy()).all() for v in model.state_dict().values())
 
