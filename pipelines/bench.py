@@ -26,7 +26,7 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "gpu": gpu, "python": platform.python_version(), "torch": torch.__version__}
 
 
-def _params(given: dict, defaults: dict) -> dict:
+def check_params(given: dict, defaults: dict) -> dict:
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ConfigError(f"unknown bench parameters {unknown}; known: {sorted(defaults)}")
@@ -103,7 +103,7 @@ def bench_loader(params: dict) -> dict:
     from swarmcast.pipelines.context import StageContext
     from swarmcast.pipelines.stages.swe_dataset import SWEDatasetConfig, run
 
-    p = _params(params, LOADER_DEFAULTS)
+    p = check_params(params, LOADER_DEFAULTS)
     DataContext.get_current().enable_progress_bars = False
     tmp = None
     if p["store"] is None:
@@ -163,7 +163,7 @@ def run_bench(name: str, params: dict, *, address: str | None = None) -> dict:
     if name not in BENCHES:
         raise ConfigError(f"unknown bench {name!r}; known: {sorted(BENCHES)}")
     fn, defaults = BENCHES[name]
-    _params(params, defaults)  # refuse unknown parameters before starting Ray
+    check_params(params, defaults)  # refuse unknown parameters before starting Ray
     with ray_session(address):
         return fn(params)
 
@@ -192,12 +192,12 @@ def _bare_loop(prepared: Any, seed: int, p: dict) -> float:
     from swarmcast.ops.readers import open_climate
     from swarmcast.ops.samples import read_windows, window_starts
     from swarmcast.ops.training import NormalizedStep, OptimConfig, make_optimizer, train_step
-    from swarmcast.pipelines.sfno_trainer import _stepper
+    from swarmcast.pipelines.sfno_trainer import build_stepper
 
     ds = open_climate(prepared.store, prepared.channels)
     starts = window_starts(ds["time"].values, prepared.train_spec)
     data = torch.as_tensor(read_windows(ds, starts, prepared.train_spec, prepared.normalization))
-    stepper = _stepper(prepared, seed)
+    stepper = build_stepper(prepared, seed)
     cfg = OptimConfig(lr=3e-3, total_steps=10_000)
     opt, sched = make_optimizer(stepper, cfg)
     step, w = NormalizedStep(stepper), quadrature_weights(prepared.nlat)
@@ -224,7 +224,7 @@ def bench_train(params: dict) -> dict:
     from swarmcast.pipelines.stages.train_sfno import Prepared, TrainSFNOConfig
     from swarmcast.pipelines.stages.train_sfno import run as train
 
-    p = _params(params, TRAIN_DEFAULTS)
+    p = check_params(params, TRAIN_DEFAULTS)
     with tempfile.TemporaryDirectory(prefix="swarmcast-bench-") as tmp:
         base = Path(tmp)
         ctx = StageContext(base=base)

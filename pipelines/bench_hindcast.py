@@ -60,14 +60,14 @@ def bench_hindcast(params: dict) -> dict:
     from swarmcast.ops.checkpoint import load_model, save_model
     from swarmcast.ops.readers import open_climate, stored_normalization
     from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
-    from swarmcast.pipelines.bench import _params, machine
+    from swarmcast.pipelines.bench import check_params, machine
     from swarmcast.pipelines.context import StageContext
     from swarmcast.pipelines.stages.hindcast import HindcastConfig
     from swarmcast.pipelines.stages.hindcast import run as hindcast
     from swarmcast.pipelines.stages.swe_dataset import SWEDatasetConfig
     from swarmcast.pipelines.stages.swe_dataset import run as make_data
 
-    p = _params(params, HINDCAST_DEFAULTS)
+    p = check_params(params, HINDCAST_DEFAULTS)
     with tempfile.TemporaryDirectory(prefix="swarmcast-bench-") as tmp:
         base = Path(tmp)
         ctx = StageContext(base=base)

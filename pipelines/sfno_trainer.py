@@ -28,7 +28,7 @@ from swarmcast.ops.sfno import SFNOStepper, increment_scale
 from swarmcast.ops.training import NormalizedStep, OptimConfig, make_optimizer, train_step, validate
 
 
-def _stepper(prepared: Any, seed: int) -> SFNOStepper:
+def build_stepper(prepared: Any, seed: int) -> SFNOStepper:
     mean, std = prepared.normalization.arrays(prepared.channels)
     torch.manual_seed(seed)  # initial weights depend on the seed only, never on the rank
     return SFNOStepper(
@@ -59,7 +59,7 @@ def train_loop(cfg: dict) -> None:
     torch.set_num_threads(max(1, int(config.scaling.cpus_per_worker)))
     rank = ray.train.get_context().get_world_rank()
     device = ray.train.torch.get_device()
-    stepper = _stepper(prepared, seed)
+    stepper = build_stepper(prepared, seed)
     ocfg = OptimConfig(
         lr=config.train.lr,
         weight_decay=config.train.weight_decay,
@@ -156,7 +156,7 @@ def train_seed(config: Any, prepared: Any, ctx: Any, seed: int, out: Path, finge
 
 def export(checkpoint: Any, config: Any, prepared: Any, ctx: Any, seed: int, folder: Path, fingerprint: dict) -> dict:
     """Turn the final training state into a model checkpoint folder (atomically)."""
-    stepper = _stepper(prepared, seed)
+    stepper = build_stepper(prepared, seed)
     opt, sched = make_optimizer(stepper, OptimConfig())
     with checkpoint.as_directory() as d:
         state = load_training_state(Path(d), stepper, opt, sched)

@@ -10,7 +10,7 @@ from swarmcast.ops.perturbations.bred_vector import BredVector
 from swarmcast.ops.perturbations.control import Control
 from swarmcast.ops.perturbations.correlated import CorrelatedNoise
 from swarmcast.ops.perturbations.gaussian import GaussianNoise
-from swarmcast.ops.perturbations.members import member_seed, plan_members
+from swarmcast.ops.perturbations.members import member_pattern, member_seed, plan_members
 
 __all__ = [
     "BredVector",
@@ -20,6 +20,7 @@ __all__ = [
     "Member",
     "Perturbation",
     "member_generator",
+    "member_pattern",
     "member_seed",
     "plan_members",
 ]

@@ -22,16 +22,23 @@ def member_seed(run_seed: int, init_time: np.datetime64, checkpoint: str, index:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def member_pattern(pairs: int, *, control: bool = True) -> list[tuple[int, int]]:
+    """(perturbation index, sign) of each member in store order: [control?] + (k, +1), (k, -1)."""
+    if pairs < 0:
+        raise ValueError(f"pairs must be >= 0, got {pairs}")
+    pattern = [(0, 0)] if control else []
+    for k in range(1, pairs + 1):
+        pattern += [(k, 1), (k, -1)]
+    if not pattern:
+        raise ValueError("an ensemble needs a control member or at least one pair")
+    return pattern
+
+
 def plan_members(
     run_seed: int, init_time: np.datetime64, checkpoint: str, pairs: int, *, control: bool = True
 ) -> list[Member]:
     """[control?] + pairs x (+, -) members for one init time and checkpoint, in store order."""
-    if pairs < 0:
-        raise ValueError(f"pairs must be >= 0, got {pairs}")
-    members = [Member(0, 0, member_seed(run_seed, init_time, checkpoint, 0))] if control else []
-    for k in range(1, pairs + 1):
-        seed = member_seed(run_seed, init_time, checkpoint, k)
-        members += [Member(k, 1, seed), Member(k, -1, seed)]
-    if not members:
-        raise ValueError("an ensemble needs a control member or at least one pair")
-    return members
+    return [
+        Member(index, sign, member_seed(run_seed, init_time, checkpoint, index))
+        for index, sign in member_pattern(pairs, control=control)
+    ]

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from swarmcast.ops import __version__
 from swarmcast.ops.checkpoint import CheckpointError, check_compatible, read_meta, weights_hash
 from swarmcast.ops.ensemble_store import EnsembleLayout, create_ensemble_store, done_units, store_fingerprint
-from swarmcast.ops.perturbations import plan_members
+from swarmcast.ops.perturbations import member_pattern, plan_members
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import saved_steps
 from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
@@ -220,11 +220,9 @@ class Prepared:
 
     def _layout(self, ds: object) -> EnsembleLayout:
         c = self.config
-        members = plan_members(
-            0, np.datetime64("2000-01-01"), "x", c.perturbation.pairs, control=c.perturbation.control
-        )
+        pattern = member_pattern(c.perturbation.pairs, control=c.perturbation.control)
         leads = np.array(saved_steps(self.n_steps, c.output_every)) * np.timedelta64(round(self.step_hours * 3600), "s")
-        block = c.member_block or len(members)
+        block = c.member_block or len(pattern)
         return EnsembleLayout(
             init_times=c.init_times.resolve(),
             lead_times=leads.astype("timedelta64[ns]"),
@@ -232,8 +230,8 @@ class Prepared:
             lon=ds["lon"].values,  # type: ignore[index]
             channels=tuple(self.channels[i] for i in self.keep),
             checkpoints=tuple(p.name for p in self.checkpoint_paths),
-            perturbation=np.array([m.index for m in members]),
-            sign=np.array([m.sign for m in members]),
+            perturbation=np.array([index for index, _ in pattern]),
+            sign=np.array([sign for _, sign in pattern]),
             member_block=block,
             leads_per_shard=min(c.leads_per_shard or len(leads), len(leads)),
         )
