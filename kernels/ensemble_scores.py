@@ -81,11 +81,15 @@ def spread_skill_ratio(mean_variance: np.ndarray, mean_squared_error: np.ndarray
     """Finite-M corrected spread-skill ratio from already averaged variance and ensemble-mean MSE.
 
     Average the variance and the MSE over space and time *before* calling (ratio of means, as
-    WeatherBench2 and Fortin et al. do); ~1 for a reliable ensemble of any size.
+    WeatherBench2 and Fortin et al. do); ~1 for a reliable ensemble of any size. NaN where the
+    MSE is 0 (centred +/- pairs at lead 0).
     """
     if members < 2:
         raise ValueError("the spread-skill ratio needs at least 2 members")
-    return np.sqrt((members + 1) / members) * np.sqrt(mean_variance) / np.sqrt(mean_squared_error)
+    var, mse = np.asarray(mean_variance, dtype=np.float64), np.asarray(mean_squared_error, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sqrt((members + 1) / members) * np.sqrt(var) / np.sqrt(mse)
+    return np.where(mse > 0, ratio, np.nan)  # undefined where the ensemble mean is exact (e.g. lead 0)
 
 
 def truth_rank(ens: np.ndarray, obs: np.ndarray, axis: int = 0, *, rng: np.random.Generator) -> np.ndarray:

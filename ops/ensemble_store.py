@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,12 +109,14 @@ def create_ensemble_store(
     attrs: Mapping[str, object],
     *,
     overwrite: bool = False,
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write the store's metadata and coordinates once (the coordinator's job).
 
     ``seeds``: int (n_init, n_members). ``attrs`` must hold ``swarmcast_stage`` (the config
     fingerprint that later runs compare against). Written under ``<path>.partial`` and renamed,
-    so a store at ``path`` always has complete metadata.
+    so a store at ``path`` always has complete metadata; ``extra(partial_path)`` may add more
+    arrays (e.g. online summaries) before the metadata is consolidated.
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -167,6 +169,8 @@ def create_ensemble_store(
     tmp = p.with_name(p.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+    if extra is not None:
+        extra(tmp)
     zarr.consolidate_metadata(tmp, zarr_format=3)
     if p.exists():
         shutil.rmtree(p)

@@ -142,7 +142,8 @@ def score_ensemble(
         raise ValueError(f"ensemble_sizes must lie in 1..{m} (the store has {m} members), got {sizes}")
     per_var: dict[str, list[np.ndarray]] = {}
     for v in variables:
-        fc, obs = ensemble[v], truth[v]
+        # float64: ensemble means of centred pairs cancel to rounding, which float32 would show
+        fc, obs = ensemble[v].astype(np.float64), truth[v].astype(np.float64)
         s = _variable_scores(fc, obs, regions)
         rmse_k, crps_k = _by_size(fc, obs, regions, sizes, bootstrap, seed)
         fields = {
@@ -203,13 +204,14 @@ def _assemble(
         unit = ["1", "units of the variable (coordinate 'units')", "square of the variable's units"][power]
         dims = _DIMS.get(name, ("variable", "region", "lead_time"))
         data_vars[name] = (dims, np.stack(stack), {"long_name": long_name, "units": unit})
+    text = lambda items: np.array([str(i) for i in items], dtype=object)  # noqa: E731  (zarr v3 vlen strings)
     coords = {
-        "variable": list(variables),
-        "region": list(regions),
+        "variable": text(variables),
+        "region": text(regions),
         "lead_time": ensemble["lead_time"].values,
         "rank": np.arange(members + 1),
         "ensemble_size": np.asarray(sizes),
-        "units": ("variable", units),
+        "units": ("variable", text(units)),
     }
     if "spectrum_members" in per_var:
         coords["degree"] = np.arange(per_var["spectrum_members"][0].shape[-1])

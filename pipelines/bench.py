@@ -164,6 +164,8 @@ def run_bench(name: str, params: dict, *, address: str | None = None) -> dict:
         raise ConfigError(f"unknown bench {name!r}; known: {sorted(BENCHES)}")
     fn, defaults = BENCHES[name]
     check_params(params, defaults)  # refuse unknown parameters before starting Ray
+    if name in WITHOUT_RAY:
+        return fn(params)
     with ray_session(address):
         return fn(params)
 
@@ -288,3 +290,13 @@ def _hindcast_defaults() -> dict[str, Any]:
 
 
 BENCHES["hindcast"] = (_hindcast, _hindcast_defaults())
+
+
+def _crps(params: dict) -> dict:
+    from swarmcast.pipelines.bench_crps import bench_crps
+
+    return bench_crps(params)
+
+
+BENCHES["crps"] = (_crps, {"members": [64, 1024, 8192], "values": 2**24, "repeats": 3, "seed": 0})
+WITHOUT_RAY = {"crps"}  # pure numpy/torch: no Ray session to start

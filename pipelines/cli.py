@@ -43,13 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     bench = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    bench.add_argument("name", choices=["loader", "train", "hindcast"])
+    bench.add_argument("name", choices=["loader", "train", "hindcast", "crps"])
     bench.add_argument("params", nargs="*", help="key=value parameters")
     bench.add_argument("--address", help="Ray cluster address (default: local)")
     return parser
 
 
-def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> int:
+def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> list[dict]:
+    """Plan and run a pipeline file; returns each stage's summary (empty on --dry-run)."""
     from swarmcast.pipelines.context import StageContext
     from swarmcast.pipelines.runner import format_plan, plan_pipeline, run_pipeline
 
@@ -58,9 +59,8 @@ def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> int
     plans = plan_pipeline(pipeline, ctx)
     print(format_plan(pipeline, plans, ctx))
     if args.dry_run:
-        return 0
-    run_pipeline(pipeline, ctx, address=args.address)
-    return 0
+        return []
+    return run_pipeline(pipeline, ctx, address=args.address)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -72,10 +72,13 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"using your edited {target} (pass --overwrite to restore the built-in demo)")
     else:
         target.write_text(source)
-    code = _run_file(target, args.overrides, args)
-    if code == 0 and not args.dry_run:
-        print(f"demo outputs in {out.resolve()}; inspect with: swarmcast inspect {out / 'data.zarr'}")
-    return code
+    results = _run_file(target, args.overrides, args)
+    if not args.dry_run:
+        print(f"demo outputs in {out.resolve()}; inspect with: swarmcast inspect {out / 'hindcast.zarr'}")
+        reports = [r["index"] for r in results if "index" in r]
+        report = reports[-1] if reports else out.resolve() / "report" / "index.html"
+        print(f"verification report: {report}")
+    return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         setattr(args, field, [*getattr(args, field), *extra])
     try:
         if args.command == "run":
-            return _run_file(Path(args.pipeline), args.overrides, args)
+            _run_file(Path(args.pipeline), args.overrides, args)
+            return 0
         if args.command == "demo":
             return _demo(args)
         if args.command == "inspect":

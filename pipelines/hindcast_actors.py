@@ -21,6 +21,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.ensemble_store import Unit, UnitWriter
+from swarmcast.ops.ensemble_summaries import UnitSummary
 from swarmcast.ops.perturbations import BredVector, Control, CorrelatedNoise, GaussianNoise, Perturbation
 from swarmcast.ops.progress import Progress
 from swarmcast.ops.readers import open_climate
@@ -64,17 +65,16 @@ class UnitRunner:
         members = prep.members(t0, prep.ids[self.checkpoint])
         block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
         writer = UnitWriter(self.store, layout, unit)
+        summary = UnitSummary(prep.summary_spec, prep.channels) if prep.summary_spec is not None else None
         h = torch.as_tensor(history, device=self.device)
         for chunk in run_unit(
-            self.model,
-            self.perturbation,
-            h,
-            block,
-            prep.n_steps,
-            output_every=prep.config.output_every,
-            keep_channels=prep.keep,
+            self.model, self.perturbation, h, block, prep.n_steps, output_every=prep.config.output_every
         ):
-            writer.write(chunk)
+            writer.write(chunk[:, :, prep.keep])
+            if summary is not None:
+                summary.add(chunk)
+        if summary is not None:  # before the done flags, which writer.finish() sets last
+            summary.write(self.store, unit.init, unit.checkpoint * layout.blocks_per_checkpoint + unit.block)
         writer.finish()
         return unit
 

@@ -27,9 +27,13 @@ class StagePlan:
 
 
 def _output_fingerprint(path: Path) -> dict | None:
-    """The ``swarmcast_stage`` attribute of an existing Zarr store, or None."""
+    """The ``swarmcast_stage`` attribute of an existing Zarr store (or a folder's
+    ``swarmcast_stage.json``), or None."""
     import zarr
 
+    marker = path / "swarmcast_stage.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())
     try:
         attr = zarr.open_group(path, mode="r").attrs.get("swarmcast_stage")
     except Exception:  # not a Zarr store, or unreadable: treat as foreign

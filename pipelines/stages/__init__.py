@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from swarmcast.pipelines.config import StageConfig
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.stages import hindcast, swe_dataset, train_sfno
+from swarmcast.pipelines.stages import hindcast, report, score, swe_dataset, train_sfno
 
 
 @dataclass(frozen=True)
@@ -23,5 +23,7 @@ STAGES: dict[str, Stage] = {
     "swe-dataset": Stage(swe_dataset.SWEDatasetConfig, swe_dataset.run),
     "train-sfno": Stage(train_sfno.TrainSFNOConfig, train_sfno.run),
     "hindcast": Stage(hindcast.HindcastConfig, hindcast.run),
+    "score": Stage(score.ScoreConfig, score.run),
+    "report": Stage(report.ReportConfig, report.run),
 }
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {k: s.config for k, s in STAGES.items()}

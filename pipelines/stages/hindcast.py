@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
+import zarr
 from pydantic import Field, model_validator
 
 from swarmcast.ops import __version__
+from swarmcast.ops.channels import channel_info
 from swarmcast.ops.checkpoint import CheckpointError, check_compatible, read_meta, weights_hash
 from swarmcast.ops.ensemble_store import EnsembleLayout, create_ensemble_store, done_units, store_fingerprint
+from swarmcast.ops.ensemble_summaries import SummarySpec, create_summary_arrays, merge_init
 from swarmcast.ops.perturbations import member_pattern, plan_members
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import saved_steps
@@ -76,6 +79,18 @@ class PerturbationSettings(Strict):
     """Channels clipped at zero after perturbing (e.g. humidity)."""
 
 
+class SummarySettings(Strict):
+    """Online summaries kept per variable (merged exactly across work units; see
+    ``swarmcast.ops.ensemble_summaries``), so huge ensembles can skip storing members."""
+
+    variables: list[str] | None = None
+    """Variables to summarise; None: every model channel."""
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    """Quantile levels in (0, 1), increasing."""
+    thresholds: dict[str, list[float]] = Field(default_factory=dict)
+    """Per variable, values (in its units) whose exceedance probability is stored."""
+
+
 class ActorSettings(Strict):
     """Resources of the actors that run units (one checkpoint each)."""
 
@@ -111,7 +126,9 @@ class HindcastConfig(StageConfig):
     output_every: int = Field(1, ge=1)
     """Store every k-th model step."""
     variables: list[str] | None = None
-    """Channels to store; None: all model channels."""
+    """Channels whose members are stored; None: all model channels; []: none (summaries only)."""
+    summaries: SummarySettings | None = None
+    """Online summaries (mean, variance, quantiles, exceedance) to store; None: none."""
     perturbation: PerturbationSettings = PerturbationSettings()
     """Member perturbations."""
     member_block: int | None = Field(None, ge=1)
@@ -133,6 +150,8 @@ class HindcastConfig(StageConfig):
         n = int(p.control) + 2 * p.pairs
         if self.member_block is not None and n % self.member_block:
             raise ValueError(f"member_block {self.member_block} must divide the {n} members per checkpoint")
+        if self.variables == [] and self.summaries is None:
+            raise ValueError("nothing to store: 'variables' is empty and no 'summaries' are configured")
         self.init_times.resolve()
         return self
 
@@ -189,6 +208,7 @@ class Prepared:
             if missing:
                 raise ConfigError(f"variables: {missing} are not model channels {list(self.channels)}")
             self.keep = [self.channels.index(v) for v in config.variables]
+        self.summary_spec = self._summary_spec(config.summaries)
         self.history_steps = config.perturbation.cycles if config.perturbation.kind == "bred-vector" else 0
         self._check_history(ds["time"].values.astype("datetime64[ns]"), config.init_times.resolve())
         self.seed_mask = self._seed_channels(config.perturbation)
@@ -207,6 +227,27 @@ class Prepared:
                 what = "the init time" if str(t0) in absent else "the breeding history"
                 raise ConfigError(f"init_times: {t0} lacks {what} in {self.store} (missing {absent[:3]})")
             self.history_index.append([int(np.searchsorted(times, t)) for t in needed])
+
+    def _summary_spec(self, s: SummarySettings | None) -> SummarySpec | None:
+        if s is None:
+            return None
+        names = s.variables if s.variables is not None else list(self.channels)
+        unknown = sorted(set(names) - set(self.channels))
+        if unknown:
+            raise ConfigError(f"summaries.variables: {unknown} are not model channels {list(self.channels)}")
+        try:
+            return SummarySpec(tuple(names), tuple(s.quantiles), {k: list(v) for k, v in s.thresholds.items()})
+        except ValueError as err:
+            raise ConfigError(f"summaries: {err}") from None
+
+    def summary_arrays(self, path: Path) -> None:
+        """Create the summary arrays in a store being built (``create_ensemble_store``'s ``extra``)."""
+        lay = self.layout
+        n_units = len(lay.checkpoints) * lay.blocks_per_checkpoint
+        shape = (len(lay.init_times), n_units, len(lay.lead_times), len(lay.lat), len(lay.lon))
+        units = {c: info.units for c in self.channels if (info := channel_info(c)) is not None}
+        assert self.summary_spec is not None
+        create_summary_arrays(path, self.summary_spec, shape, units)
 
     def _seed_channels(self, p: PerturbationSettings) -> list[bool]:
         names = p.seed_channels or [self.channels[0]]
@@ -270,8 +311,25 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
             "pipeline": json.dumps(ctx.pipeline_raw),
             "checkpoints": json.dumps({p.name: weights_hash(p) for p in prep.checkpoint_paths}),
         }
-        create_ensemble_store(out, prep.layout, prep.seeds(), attrs, overwrite=ctx.overwrite)
+        extra = prep.summary_arrays if prep.summary_spec is not None else None
+        create_ensemble_store(out, prep.layout, prep.seeds(), attrs, overwrite=ctx.overwrite, extra=extra)
     pending = sorted(set(prep.layout.units()) - done_units(out, prep.layout))
     total = len(list(prep.layout.units()))
     run_units(prep, out, pending, label=config.label)
-    return {"path": str(out), "units": total, "computed": len(pending)}
+    merged = _merge_summaries(prep, out)
+    return {"path": str(out), "units": total, "computed": len(pending), "summaries_merged": merged}
+
+
+def _merge_summaries(prep: Prepared, store: Path) -> int:
+    """Merge the partial summaries of every init time whose units are all done (once each)."""
+    if prep.summary_spec is None:
+        return 0
+    done = {(u.init, u.checkpoint, u.block) for u in done_units(store, prep.layout)}
+    flags = zarr.open_group(store, mode="r", use_consolidated=False)["summary_merged"][...]
+    lay, merged = prep.layout, 0
+    for i in range(len(lay.init_times)):
+        units = [u for u in lay.units() if u.init == i]
+        if not flags[i] and all((u.init, u.checkpoint, u.block) in done for u in units):
+            merge_init(store, prep.summary_spec, i, lay.member_block)
+            merged += 1
+    return merged

@@ -72,3 +72,15 @@ def test_bench_hindcast_reports_efficiency_and_the_hens_projection(ray_session, 
     hens = result["hens_projection"]
     # 7,424 members in blocks of 16 -> 464 shards per variable, x 12 variables, + 464 done chunks
     assert hens["objects_per_init_date"] == 464 * 12 + 464 and hens["hens_netcdf_files_per_init_date"] == 7424
+
+
+def test_bench_crps_compares_with_scoringrules_on_the_same_array(capsys):
+    code = main(["bench", "crps", "members=[8, 1024]", "values=65536", "repeats=1"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "crps" and result["ratio_members"] == 1024
+    assert [r["members"] for r in result["rows"]] == [8, 1024]
+    assert [r["values"] for r in result["rows"]] == [65536, 65536]
+    for row in result["rows"]:
+        assert row["max_abs_difference"] < 1e-5  # the same numbers, not just a speed
+        assert row["ours_values_per_s"] > 0 and row["scoringrules_values_per_s"] > 0
+    assert result["ratio"] > 0

@@ -15,10 +15,10 @@ import torch
 import xarray as xr
 import yaml
 
-from swarmcast.ops.checkpoint import load_model, save_model
-from swarmcast.ops.readers import open_climate, stored_normalization
+from swarmcast.ops.checkpoint import load_model
+from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import run_unit
-from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
+from swarmcast.ops.testing import write_untrained_checkpoint as write_checkpoint
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.hindcast_actors import make_perturbation
@@ -38,25 +38,6 @@ STAGE = {
     "perturbation": {"kind": "bred-vector", "pairs": 2, "seed_channels": ["h"]},
     "actors": {"cpus": 0.5},
 }
-
-
-def write_checkpoint(folder: Path, store: Path, seed: int, nlat: int = 16, nlon: int = 32) -> None:
-    norm = stored_normalization(open_climate(store, CH))
-    mean, std = norm.arrays(CH)
-    torch.manual_seed(seed)
-    model = SFNOStepper(
-        SFNOConfig(CH, nlat, nlon, embed_dim=8, num_layers=1), mean.tolist(), std.tolist(), increment_scale(norm, CH)
-    )
-    meta = {
-        "channels": list(CH),
-        "grid": {"type": "equiangular", "nlat": nlat, "nlon": nlon},
-        "time_step_hours": 6.0,
-        "normalization": norm.to_attr(),
-        "seed": seed,
-        "validation_lead_hours": 48.0,
-        "validation_rmse": {"48h": {"h": 100.0, "u": 5.0, "v": 5.0, "vo": 1e-5}},
-    }
-    save_model(folder, model, meta)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,102 @@
+"""Stage ``report``: a folder of PNG plots and an ``index.html`` from a scores store.
+
+With ``forecast`` and ``truth`` set it also draws maps (ensemble mean, spread, error) of the
+first init time. The folder is built under ``<output>.partial`` and renamed when complete; its
+``swarmcast_stage.json`` records the config so a rerun with the same config is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import xarray as xr
+
+from swarmcast.ops import report
+from swarmcast.ops.readers import open_climate
+from swarmcast.ops.verification import align_truth, open_ensemble
+from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
+from swarmcast.pipelines.context import StageContext
+
+STAGE_FILE = "swarmcast_stage.json"
+
+
+class ReportConfig(StageConfig):
+    """Parameters of the ``report`` stage."""
+
+    kind: Literal["report"] = "report"
+    """Stage kind."""
+    scores: str = "scores.zarr"
+    """Scores store written by the ``score`` stage."""
+    forecast: str | None = "hindcast.zarr"
+    """Ensemble store for maps; None: no maps."""
+    truth: str | None = "data.zarr"
+    """Truth store for the error maps (needed with ``forecast``)."""
+    output: str = "report"
+    """Folder to write (PNG files and index.html)."""
+    map_lead_hours: float | None = None
+    """Lead time of the maps; None: the last lead."""
+    title: str = "swarmcast ensemble verification"
+    """Page title."""
+
+    def inputs(self, base: Path) -> list[Path]:
+        extra = [resolve_path(base, p) for p in (self.forecast, self.truth) if p is not None]
+        return [resolve_path(base, self.scores), *extra]
+
+    def outputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.output)]
+
+    def plan(self, base: Path) -> str:
+        return f"plot {resolve_path(base, self.scores)}; write {resolve_path(base, self.output)}/index.html"
+
+
+def _maps(config: ReportConfig, ctx: StageContext, variables: list[str], folder: Path) -> list[report.Figure]:
+    if config.forecast is None:
+        return []
+    if config.truth is None:
+        raise ConfigError("truth: maps of the error need a truth store (or set forecast: null)")
+    ens = open_ensemble(resolve_path(ctx.base, config.forecast))
+    truth = align_truth(ens, open_climate(resolve_path(ctx.base, config.truth), variables))
+    hours = ens["lead_time"].values.astype("timedelta64[s]").astype(float) / 3600
+    if config.map_lead_hours is None:
+        lead = len(hours) - 1
+    else:
+        matches = [i for i, h in enumerate(hours) if abs(h - config.map_lead_hours) < 1e-6]
+        if not matches:
+            raise ConfigError(f"map_lead_hours: {config.map_lead_hours} is not a stored lead ({list(hours)})")
+        lead = matches[0]
+    return [report.plot_maps(ens, truth, v, lead, folder) for v in variables]
+
+
+def run(config: ReportConfig, ctx: StageContext) -> dict:
+    spath = resolve_path(ctx.base, config.scores)
+    try:
+        scores = xr.open_zarr(spath).load()
+    except FileNotFoundError as err:
+        raise ConfigError(f"scores: {err}") from None
+    if "crps" not in scores:
+        raise ConfigError(f"scores: {spath} is not a scores store (no 'crps' variable)")
+    out = resolve_path(ctx.base, config.output)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    variables = [str(v) for v in scores["variable"].values]
+    figures = [
+        report.plot_scores_vs_lead(scores, tmp),
+        report.plot_rank_histograms(scores, tmp),
+        report.plot_skill_vs_size(scores, tmp),
+    ]
+    spectra = report.plot_spectra(scores, tmp)
+    figures += [spectra] if spectra else []
+    figures += _maps(config, ctx, variables, tmp)
+    config_shown = {"report": config.model_dump(mode="json"), "pipeline": ctx.pipeline_raw}
+    report.write_index(tmp, scores, figures, config_shown, config.title)
+    (tmp / STAGE_FILE).write_text(json.dumps(ctx.fingerprint(config)))
+    if out.exists():
+        shutil.rmtree(out)  # only reached with --overwrite: the runner refuses otherwise
+    tmp.rename(out)
+    index = out / "index.html"
+    print(f"[{config.label}] report: {index}")
+    return {"path": str(out), "index": str(index), "figures": len(figures)}

@@ -1,0 +1,128 @@
+"""Stage ``score``: an ensemble store against a truth store -> a scores Zarr store (design §5).
+
+Runs lazily on dask over the ensemble store opened by ``swarmcast.ops.verification`` (member
+axis in one chunk per init time and lead), computes the metrics of
+``swarmcast.ops.scoring.score_ensemble`` and writes them under ``<output>.partial`` before
+renaming, so an interrupted run never leaves a half-written scores store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import xarray as xr
+from pydantic import Field
+
+from swarmcast.ops import __version__
+from swarmcast.ops.readers import open_climate
+from swarmcast.ops.scoring import score_ensemble
+from swarmcast.ops.verification import IncompleteEnsembleError, align_truth, open_ensemble
+from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
+from swarmcast.pipelines.context import StageContext
+
+Region = Literal["global", "northern-extratropics", "tropics", "southern-extratropics"]
+
+
+class ScoreConfig(StageConfig):
+    """Parameters of the ``score`` stage."""
+
+    kind: Literal["score"] = "score"
+    """Stage kind."""
+    forecast: str = "hindcast.zarr"
+    """Ensemble store to score (written by ``hindcast``)."""
+    truth: str = "data.zarr"
+    """Climate store with the verifying states (any layout ``open_climate`` reads)."""
+    output: str = "scores.zarr"
+    """Scores store to write."""
+    variables: list[str] | None = None
+    """Variables to score; None: every forecast variable the truth also has."""
+    regions: list[Region] = Field(default_factory=lambda: ["global", "northern-extratropics", "tropics"])
+    """Latitude bands to average over (global, northern-extratropics, tropics, southern-extratropics)."""
+    ensemble_sizes: list[int] | None = None
+    """Sub-ensemble sizes for the skill-versus-size curve; None: 2, 4, 8, ... and all members."""
+    bootstrap: int = Field(10, ge=1)
+    """Random sub-ensembles drawn per size."""
+    spectra: bool = True
+    """Compute angular power spectra of members, ensemble mean and truth."""
+    seed: int | None = None
+    """Seed for rank tie-breaking and sub-ensemble draws; None: the pipeline seed."""
+
+    def inputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.forecast), resolve_path(base, self.truth)]
+
+    def outputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.output)]
+
+    def plan(self, base: Path) -> str:
+        return (
+            f"score {resolve_path(base, self.forecast)} against {resolve_path(base, self.truth)} "
+            f"over {', '.join(self.regions)}; write {resolve_path(base, self.output)}"
+        )
+
+
+def _open_inputs(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, xr.Dataset, list[str]]:
+    """Open and check both stores; every problem is a ConfigError naming the key."""
+    fpath, tpath = resolve_path(ctx.base, config.forecast), resolve_path(ctx.base, config.truth)
+    try:
+        ens = open_ensemble(fpath)
+    except (KeyError, IncompleteEnsembleError, FileNotFoundError) as err:
+        raise ConfigError(f"forecast: {err}") from None
+    try:
+        truth = open_climate(tpath)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        raise ConfigError(f"truth: {err}") from None
+    fc_vars = [str(v) for v, a in ens.data_vars.items() if "member" in a.dims and a.ndim == 5]
+    if config.variables is None:
+        variables = [v for v in fc_vars if v in truth]
+        if not variables:
+            raise ConfigError(f"variables: the forecast's {fc_vars} and the truth's {list(truth.data_vars)} share none")
+    else:
+        variables = list(config.variables)
+        absent = [v for v in variables if v not in fc_vars or v not in truth]
+        if absent:
+            raise ConfigError(f"variables: {absent} are not in both the forecast {fc_vars} and the truth")
+    m = ens.sizes["member"]
+    if m < 2:
+        raise ConfigError(f"forecast: scoring needs an ensemble of at least 2 members, the store has {m}")
+    if config.ensemble_sizes and not all(1 <= k <= m for k in config.ensemble_sizes):
+        raise ConfigError(f"ensemble_sizes: {config.ensemble_sizes} must lie in 1..{m} (members in the forecast)")
+    try:
+        aligned = align_truth(ens, truth[variables])
+    except ValueError as err:
+        raise ConfigError(f"truth: {err}") from None
+    return ens, aligned, variables
+
+
+def run(config: ScoreConfig, ctx: StageContext) -> dict:
+    ens, truth, variables = _open_inputs(config, ctx)
+    scores = score_ensemble(
+        ens,
+        truth,
+        variables,
+        regions=config.regions,
+        ensemble_sizes=config.ensemble_sizes,
+        bootstrap=config.bootstrap,
+        spectra=config.spectra,
+        seed=config.seed if config.seed is not None else ctx.seed,
+    )
+    scores.attrs.update(
+        Conventions="CF-1.10",
+        title="swarmcast ensemble scores",
+        source=f"swarmcast {__version__}",
+        forecast=str(resolve_path(ctx.base, config.forecast)),
+        truth=str(resolve_path(ctx.base, config.truth)),
+        swarmcast_stage=json.dumps(ctx.fingerprint(config)),
+        pipeline=json.dumps(ctx.pipeline_raw),
+    )
+    out = resolve_path(ctx.base, config.output)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    scores.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)
+    if out.exists():
+        shutil.rmtree(out)  # only reached with --overwrite: the runner refuses otherwise
+    tmp.rename(out)
+    print(f"[{config.label}] scored {len(variables)} variables x {ens.sizes['init_time']} init times -> {out}")
+    return {"path": str(out), "variables": variables, "members": int(ens.sizes["member"])}

@@ -1,0 +1,128 @@
+"""``score`` and ``report`` stages after a real hindcast: numbers against in-memory xarray, plots, reruns."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from PIL import Image
+
+from swarmcast.kernels.sphere import lat_cell_area_weights
+from swarmcast.ops.testing import write_untrained_checkpoint
+from swarmcast.pipelines.config import ConfigError, parse_pipeline
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.runner import run_pipeline
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+
+HINDCAST = {
+    "kind": "hindcast",
+    "data": "data.zarr",
+    "checkpoints": "checkpoints",
+    "output": "hindcast.zarr",
+    "init_times": {"times": ["2001-01-01T18", "2001-01-02T00", "2001-01-02T06"]},
+    "lead_hours": 12,
+    "perturbation": {"kind": "bred-vector", "pairs": 2, "seed_channels": ["h"]},
+    "actors": {"cpus": 0.5},
+}
+SCORE = {"kind": "score", "regions": ["global", "tropics"], "bootstrap": 3}
+REPORT = {"kind": "report"}
+
+
+def run(base: Path, stages: list[dict], overwrite: bool = False) -> list[dict]:
+    raw = {"name": "verify", "seed": 1, "stages": stages}
+    return run_pipeline(parse_pipeline(raw), StageContext(base=base, seed=1, overwrite=overwrite, pipeline_raw=raw))
+
+
+@pytest.fixture(scope="module")
+def verified(ray_session, swe_store, tmp_path_factory):
+    base = tmp_path_factory.mktemp("verify")
+    (base / "data.zarr").symlink_to(swe_store)
+    for s in (0, 1):
+        write_untrained_checkpoint(base / "checkpoints" / f"seed-{s}", swe_store, s)
+    results = run(base, [HINDCAST, SCORE, REPORT])
+    return base, results
+
+
+def test_scores_equal_the_same_numbers_computed_in_memory(verified):
+    base, results = verified
+    assert results[1]["members"] == 10 and results[1]["variables"] == ["h", "u", "v", "vo"]
+    scores = xr.open_zarr(base / "scores.zarr")
+    assert scores["crps"].dims == ("variable", "region", "lead_time")
+    ens = xr.open_zarr(base / "hindcast.zarr").load()
+    truth = xr.open_zarr(base / "data.zarr").load()
+    w = lat_cell_area_weights(ens["lat"].values)[:, None]
+    m = ens.sizes["member"]
+    for v in ("h", "vo"):
+        for j, lead in enumerate(ens["lead_time"].values):
+            # plain numpy over the loaded arrays: truth picked by valid time, O(M^2) CRPS
+            x = ens[v].isel(lead_time=j).values.astype(np.float64)  # (init, member, lat, lon)
+            y = np.stack([truth[v].sel(time=t + lead).values for t in ens["init_time"].values]).astype(np.float64)
+            wmean = lambda f: (f * w).sum() / (w.sum() * f.shape[0] * f.shape[-1])  # noqa: E731
+            pairs = np.abs(x[:, :, None] - x[:, None, :]).sum(axis=(1, 2))
+            crps = np.abs(x - y[:, None]).mean(axis=1) - pairs / (2 * m * (m - 1))
+            mse = wmean((x.mean(axis=1) - y) ** 2)
+            var = wmean(x.var(axis=1, ddof=1))
+            got = scores.sel(variable=v, region="global").isel(lead_time=j)
+            tol = {"rtol": 1e-6, "atol": 1e-9 * np.abs(y).max()}
+            np.testing.assert_allclose(float(got["crps"]), wmean(crps), **tol)
+            np.testing.assert_allclose(float(got["rmse"]), np.sqrt(mse), **tol)
+            np.testing.assert_allclose(float(got["spread"]), np.sqrt(var), **tol)
+            if j:  # at lead 0 the +/- pairs centre exactly on the analysis: no error to divide by
+                np.testing.assert_allclose(float(got["ssr"]), np.sqrt((m + 1) / m * var / mse), rtol=1e-6)
+    assert json.loads(scores.attrs["swarmcast_stage"])["kind"] == "score"
+    np.testing.assert_allclose(scores["rank_histogram"].sum("rank").values, 1.0)
+
+
+def test_report_folder_has_readable_plots_and_an_index(verified):
+    base, results = verified
+    folder = base / "report"
+    index = (folder / "index.html").read_text()
+    images = re.findall(r"<img src='([^']+)'>", index)
+    assert {"scores_vs_lead.png", "rank_histograms.png", "spectra.png", "skill_vs_size.png", "maps_h.png"} <= set(
+        images
+    )
+    for name in images:
+        img = np.asarray(Image.open(folder / name).convert("L"), dtype=float)
+        assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # drawn, not blank
+    assert "bred-vector" in index  # the config that produced it
+    assert results[2]["index"] == str(folder / "index.html")
+    assert not (base / "report.partial").exists()
+
+
+def test_second_run_skips_and_a_changed_config_is_refused(verified):
+    base, _ = verified
+    before = (base / "scores.zarr" / "zarr.json").stat().st_mtime_ns
+    results = run(base, [HINDCAST, SCORE, REPORT])
+    assert [r.get("skipped", False) for r in results[1:]] == [True, True]
+    assert (base / "scores.zarr" / "zarr.json").stat().st_mtime_ns == before
+    with pytest.raises(ConfigError, match="already exists"):
+        run(base, [HINDCAST, {**SCORE, "bootstrap": 4}])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"variables": ["t2m"]}, r"variables: \['t2m'\] are not in both"),
+        ({"ensemble_sizes": [4, 64]}, r"ensemble_sizes: .* must lie in 1\.\.10"),
+        ({"regions": ["arctic"]}, "regions"),
+        ({"forecast": "data.zarr"}, "not an ensemble store"),
+    ],
+)
+def test_bad_score_configs_fail_with_the_key(verified, change, message):
+    base, _ = verified
+    with pytest.raises(ConfigError, match=message):
+        run(base, [{**SCORE, "output": "other-scores.zarr", **change}])
+    assert not (base / "other-scores.zarr").exists()
+
+
+def test_truth_without_the_valid_times_is_refused(verified, tmp_path):
+    base, _ = verified
+    truth = xr.open_zarr(base / "data.zarr")
+    truth.isel(time=slice(0, 8)).to_zarr(tmp_path / "short.zarr", zarr_format=3, consolidated=False)
+    with pytest.raises(ConfigError, match="truth: the truth has no data"):
+        run(base, [{**SCORE, "truth": str(tmp_path / "short.zarr"), "output": str(tmp_path / "s.zarr")}])
