@@ -82,14 +82,16 @@ def spread_skill_ratio(mean_variance: np.ndarray, mean_squared_error: np.ndarray
 
     Average the variance and the MSE over space and time *before* calling (ratio of means, as
     WeatherBench2 and Fortin et al. do); ~1 for a reliable ensemble of any size. NaN where the
-    MSE is 0 (centred +/- pairs at lead 0).
+    MSE is at float32 rounding level of the variance (centred +/- pairs at lead 0).
     """
     if members < 2:
         raise ValueError("the spread-skill ratio needs at least 2 members")
     var, mse = np.asarray(mean_variance, dtype=np.float64), np.asarray(mean_squared_error, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.sqrt((members + 1) / members) * np.sqrt(var) / np.sqrt(mse)
-    return np.where(mse > 0, ratio, np.nan)  # undefined where the ensemble mean is exact (e.g. lead 0)
+    # Undefined where the ensemble mean is exact up to float32 rounding (lead 0 of centred
+    # +/- pairs): a ratio of spread to rounding noise would read as 10^7.
+    return np.where(mse > 1e-12 * var, ratio, np.nan)
 
 
 def truth_rank(ens: np.ndarray, obs: np.ndarray, axis: int = 0, *, rng: np.random.Generator) -> np.ndarray:

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import dask
 import numpy as np
 import torch
 import xarray as xr
 
+from swarmcast.kernels import ensemble_scores as ks
 from swarmcast.kernels.ensemble_scores import expected_outlier_rate, spread_skill_ratio
 from swarmcast.kernels.spectra import angular_power_spectrum
+from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.ops import verification as ver
-
-SPACE_TIME = ("init_time", "lat", "lon")
 
 
 def default_ensemble_sizes(members: int) -> list[int]:
@@ -43,80 +42,99 @@ def default_ensemble_sizes(members: int) -> list[int]:
     return [*sizes, members]
 
 
-def _reduce(field: xr.DataArray, regions: Sequence[str]) -> xr.DataArray:
-    return xr.concat([ver.region_mean(field, r, SPACE_TIME) for r in regions], dim="region")
+class _Accumulator:
+    """Area-weighted sums per (region, lead) over init times, fed one (init, lead) block at a time.
+
+    Memory is one block: members x lat x lon float64. Each block is read once and every metric
+    (including all bootstrap sub-ensembles) is computed from it in numpy.
+    """
+
+    POINTWISE = ("mse", "variance", "crps", "outlier_rate", "best_member_mse")
+
+    def __init__(self, lat: np.ndarray, regions: Sequence[str], n_lead: int, m: int, draws: list[list[np.ndarray]]):
+        area = lat_cell_area_weights(lat)
+        self.weights = []
+        for r in regions:
+            south, north = ver.REGIONS[r]
+            self.weights.append(np.where((lat >= south) & (lat <= north), area, 0.0))
+        self.weights = np.stack(self.weights)  # (region, lat)
+        shape = (len(regions), n_lead)
+        self.sums = {k: np.zeros(shape) for k in self.POINTWISE}
+        self.norm = np.zeros(shape)
+        self.ranks = np.zeros((*shape, m + 1))
+        self.draws = draws
+        self.size_mse = np.zeros((*shape, sum(len(d) for d in draws)))
+        self.size_crps = np.zeros_like(self.size_mse)
+        self.spectra: np.ndarray | None = None
+        self.m = m
+
+    def _area(self, field: np.ndarray) -> np.ndarray:
+        """Weighted sums over (lat, lon) of ``field`` (..., lat, lon) per region: (region, ...)."""
+        return np.einsum("rl,...lk->r...", self.weights, field)
+
+    def add(self, j: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, spectra: bool) -> None:
+        """Lead index ``j``; ``x`` members (M, lat, lon) and ``y`` truth (lat, lon), float64."""
+        mean, var = ks.ensemble_mean_variance(x)
+        fields = {
+            "mse": (mean - y) ** 2,
+            "variance": var,
+            "crps": ks.fair_crps(x, y),
+            "outlier_rate": ks.outside_range(x, y).astype(np.float64),
+            "best_member_mse": ks.best_member_squared_error(x, y),
+        }
+        for k, f in fields.items():
+            self.sums[k][:, j] += self._area(f)
+        self.norm[:, j] += self.weights.sum(axis=1) * y.shape[-1]
+        ranks = ks.truth_rank(x, y, rng=rng)
+        for i, w in enumerate(self.weights):
+            self.ranks[i, j] += ks.rank_histogram(ranks, self.m, np.broadcast_to(w[:, None], ranks.shape))
+        n = 0
+        for group in self.draws:
+            for idx in group:
+                sub = x[idx]
+                self.size_mse[:, j, n] += self._area((sub.mean(axis=0) - y) ** 2)
+                self.size_crps[:, j, n] += self._area(ks.fair_crps(sub, y, fair=False))
+                n += 1
+        if spectra:
+            t = torch.as_tensor(x)
+            parts = [angular_power_spectrum(t).mean(dim=0), angular_power_spectrum(t.mean(dim=0))]
+            parts.append(angular_power_spectrum(torch.as_tensor(y)))
+            block = np.stack([p.numpy() for p in parts])  # (3, degree)
+            if self.spectra is None:
+                self.spectra = np.zeros((3, self.norm.shape[1], block.shape[-1]))
+            self.spectra[:, j] += block
+
+    def result(self, n_init: int) -> dict[str, np.ndarray]:
+        mean = {k: v / self.norm for k, v in self.sums.items()}
+        m = self.m
+        out = {
+            "rmse": np.sqrt(mean["mse"]),
+            "spread": np.sqrt(mean["variance"]),
+            "ssr": spread_skill_ratio(mean["variance"], mean["mse"], m),
+            "crps": mean["crps"],
+            "outlier_rate": mean["outlier_rate"],
+            "best_member_rmse": np.sqrt(mean["best_member_mse"]),
+            "rank_histogram": self.ranks / self.ranks.sum(axis=-1, keepdims=True),
+        }
+        rmse_k, crps_k, n = [], [], 0
+        for group in self.draws:  # bootstrap mean of each size's RMSE (root per draw) and CRPS
+            cols = slice(n, n + len(group))
+            rmse_k.append(np.sqrt(self.size_mse[..., cols] / self.norm[..., None]).mean(axis=-1))
+            crps_k.append((self.size_crps[..., cols] / self.norm[..., None]).mean(axis=-1))
+            n += len(group)
+        out["rmse_by_size"], out["crps_by_size"] = np.stack(rmse_k, axis=-1), np.stack(crps_k, axis=-1)
+        if self.spectra is not None:
+            spec = self.spectra / n_init
+            out |= {"spectrum_members": spec[0], "spectrum_ensemble_mean": spec[1], "spectrum_truth": spec[2]}
+        return out
 
 
-def _variable_scores(fc: xr.DataArray, obs: xr.DataArray, regions: Sequence[str]) -> dict[str, xr.DataArray]:
-    mean = fc.mean(ver.MEMBER)
-    lazy = {
-        "mse": _reduce((mean - obs) ** 2, regions),
-        "variance": _reduce(fc.var(ver.MEMBER, ddof=1), regions),
-        "crps": _reduce(ver.crps(fc, obs), regions),
-        "outlier_rate": _reduce(ver.outside_range(fc, obs).astype("f8"), regions),
-        "best_member_mse": _reduce(ver.best_member_squared_error(fc, obs), regions),
-    }
-    (out,) = dask.compute(lazy)
-    return out
-
-
-def _rank_histograms(fc: xr.DataArray, obs: xr.DataArray, regions: Sequence[str], seed: int) -> np.ndarray:
-    """(region, lead, M + 1) frequencies; ranks are computed lead by lead to bound memory."""
-    m, lat = fc.sizes[ver.MEMBER], fc["lat"].values
-    out = np.zeros((len(regions), fc.sizes["lead_time"], m + 1))
-    for j in range(fc.sizes["lead_time"]):
-        ranks = ver.truth_rank(fc.isel(lead_time=j), obs.isel(lead_time=j), seed=seed + j).values
-        for i, r in enumerate(regions):
-            out[i, j] = ver.weighted_rank_histogram(ranks, lat, m, r)
-    return out
-
-
-def _spectra(fc: xr.DataArray, obs: xr.DataArray) -> np.ndarray:
-    """(3, lead, degree): C_l of members, ensemble mean and truth, averaged over init times."""
-    n_init, n_lead = fc.sizes["init_time"], fc.sizes["lead_time"]
-    acc = None
-    for i in range(n_init):
-        for j in range(n_lead):
-            x = torch.as_tensor(np.asarray(fc.isel(init_time=i, lead_time=j).values, dtype=np.float64))
-            y = torch.as_tensor(np.asarray(obs.isel(init_time=i, lead_time=j).values, dtype=np.float64))
-            parts = [
-                angular_power_spectrum(x).mean(dim=0),
-                angular_power_spectrum(x.mean(dim=0)),
-                angular_power_spectrum(y),
-            ]
-            if acc is None:
-                acc = np.zeros((3, n_lead, parts[0].shape[-1]))
-            acc[:, j] += np.stack([p.numpy() for p in parts]) / n_init
-    assert acc is not None
-    return acc
-
-
-def _by_size(
-    fc: xr.DataArray, obs: xr.DataArray, regions: Sequence[str], sizes: Sequence[int], bootstrap: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(region, lead, size) bootstrap means of ensemble-mean RMSE and empirical CRPS."""
-    m = fc.sizes[ver.MEMBER]
-    rng = np.random.default_rng(seed)
-    lazy = []
-    for k in sizes:
-        draws = [np.arange(m)] if k == m else [np.sort(rng.choice(m, k, replace=False)) for _ in range(bootstrap)]
-        for idx in draws:
-            sub = fc.isel({ver.MEMBER: idx})
-            lazy.append(
-                (
-                    k,
-                    _reduce((sub.mean(ver.MEMBER) - obs) ** 2, regions),
-                    _reduce(ver.crps(sub, obs, fair=False), regions),
-                )
-            )
-    (computed,) = dask.compute([(mse, c) for _, mse, c in lazy])
-    rmse = np.zeros((len(regions), fc.sizes["lead_time"], len(sizes)))
-    crps = np.zeros_like(rmse)
-    for s, k in enumerate(sizes):
-        rows = [computed[n] for n, (kk, _, _) in enumerate(lazy) if kk == k]
-        rmse[..., s] = np.mean([np.sqrt(mse.values) for mse, _ in rows], axis=0)
-        crps[..., s] = np.mean([c.values for _, c in rows], axis=0)
-    return rmse, crps
+def _draws(m: int, sizes: Sequence[int], bootstrap: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """Member subsets per size (the same subsets for every init time and lead)."""
+    return [
+        [np.arange(m)] if k == m else [np.sort(rng.choice(m, k, replace=False)) for _ in range(bootstrap)]
+        for k in sizes
+    ]
 
 
 def score_ensemble(
@@ -130,7 +148,12 @@ def score_ensemble(
     spectra: bool = True,
     seed: int = 0,
 ) -> xr.Dataset:
-    """Scores of ``variables`` of ``ensemble`` (``open_ensemble``) against ``truth`` (``align_truth``)."""
+    """Scores of ``variables`` of ``ensemble`` (``open_ensemble``) against ``truth`` (``align_truth``).
+
+    Streams the ensemble one (init time, lead) block of all members at a time, so memory is
+    M x lat x lon float64 whatever the store's size. Float64 throughout: the ensemble mean of
+    centred +/- pairs cancels to rounding, which float32 would show.
+    """
     m = ensemble.sizes[ver.MEMBER]
     if m < 2:
         raise ValueError("scoring an ensemble needs at least 2 members")
@@ -140,27 +163,19 @@ def score_ensemble(
     sizes = list(ensemble_sizes or default_ensemble_sizes(m))
     if any(k < 1 or k > m for k in sizes):
         raise ValueError(f"ensemble_sizes must lie in 1..{m} (the store has {m} members), got {sizes}")
+    n_init, n_lead = ensemble.sizes["init_time"], ensemble.sizes["lead_time"]
     per_var: dict[str, list[np.ndarray]] = {}
     for v in variables:
-        # float64: ensemble means of centred pairs cancel to rounding, which float32 would show
-        fc, obs = ensemble[v].astype(np.float64), truth[v].astype(np.float64)
-        s = _variable_scores(fc, obs, regions)
-        rmse_k, crps_k = _by_size(fc, obs, regions, sizes, bootstrap, seed)
-        fields = {
-            "rmse": np.sqrt(s["mse"].values),
-            "spread": np.sqrt(s["variance"].values),
-            "ssr": spread_skill_ratio(s["variance"].values, s["mse"].values, m),
-            "crps": s["crps"].values,
-            "outlier_rate": s["outlier_rate"].values,
-            "best_member_rmse": np.sqrt(s["best_member_mse"].values),
-            "rank_histogram": _rank_histograms(fc, obs, regions, seed),
-            "rmse_by_size": rmse_k,
-            "crps_by_size": crps_k,
-        }
-        if spectra:
-            members, mean, true = _spectra(fc, obs)
-            fields |= {"spectrum_members": members, "spectrum_ensemble_mean": mean, "spectrum_truth": true}
-        for name, value in fields.items():
+        draws = _draws(m, sizes, bootstrap, np.random.default_rng(seed))
+        acc = _Accumulator(ensemble["lat"].values, regions, n_lead, m, draws)
+        fc = ensemble[v].transpose("init_time", "lead_time", ver.MEMBER, "lat", "lon")
+        obs = truth[v].transpose("init_time", "lead_time", "lat", "lon")
+        for i in range(n_init):
+            for j in range(n_lead):
+                x = np.asarray(fc[i, j].values, dtype=np.float64)
+                y = np.asarray(obs[i, j].values, dtype=np.float64)
+                acc.add(j, x, y, np.random.default_rng([seed, i, j]), spectra)
+        for name, value in acc.result(n_init).items():
             per_var.setdefault(name, []).append(value)
     return _assemble(ensemble, variables, regions, sizes, per_var, m)
 

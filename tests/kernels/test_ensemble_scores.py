@@ -161,3 +161,9 @@ def test_empirical_crps_equals_scoringrules_nrg():
     ens, obs = rng.normal(size=(12, 30)), rng.normal(size=30)
     theirs = sr.crps_ensemble(obs, ens.T, estimator="nrg", backend="numpy")
     np.testing.assert_allclose(fair_crps(ens, obs, fair=False), theirs, atol=1e-10)
+
+
+def test_spread_skill_ratio_is_undefined_when_the_mean_is_exact_to_rounding():
+    got = spread_skill_ratio(np.array([4.0, 4.0, 4.0]), np.array([1.0, 0.0, 4e-13]), 3)
+    np.testing.assert_allclose(got[0], np.sqrt(4 / 3) * 2.0)
+    assert np.isnan(got[1]) and np.isnan(got[2])

@@ -164,3 +164,14 @@ def test_efi_on_dataarrays():
     clim = xr.DataArray(np.array([[0.0, 1.0, 2.0]]), dims=("x", "quantile"))
     fc = xr.DataArray(np.array([[1.2, 1.5, 1.9, 1.99]]), dims=("x", "member"))
     np.testing.assert_allclose(ver.extreme_forecast_index(clim, fc).values, [1 - 2 / np.pi])
+
+
+def test_lazy_rank_histogram_equals_the_scores(tmp_path, truth_path):
+    path, truth = make(tmp_path, truth_path)
+    ens = ver.open_ensemble(path)
+    obs = ver.align_truth(ens, truth)
+    ranks = ver.truth_rank(ens["t2m"], obs["t2m"]).isel(lead_time=2)  # (init, lat, lon), lazy
+    assert ranks.chunks is not None
+    hist = ver.weighted_rank_histogram(ranks.values, ens["lat"].values, 8, "global")
+    scores = score_ensemble(ens, obs, ["t2m"], spectra=False, bootstrap=1)
+    np.testing.assert_allclose(hist, scores["rank_histogram"].sel(variable="t2m", region="global").isel(lead_time=2))

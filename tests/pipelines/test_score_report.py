@@ -13,6 +13,7 @@ from PIL import Image
 
 from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.ops.testing import write_untrained_checkpoint
+from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -48,16 +49,15 @@ def verified(ray_session, swe_store, tmp_path_factory):
     return base, results
 
 
-def test_scores_equal_the_same_numbers_computed_in_memory(verified):
-    base, results = verified
-    assert results[1]["members"] == 10 and results[1]["variables"] == ["h", "u", "v", "vo"]
+def check_scores_against_memory(base: Path, variables: tuple[str, ...]) -> None:
+    """Scores of ``base/scores.zarr`` equal plain numpy over the loaded ensemble and truth."""
     scores = xr.open_zarr(base / "scores.zarr")
     assert scores["crps"].dims == ("variable", "region", "lead_time")
     ens = xr.open_zarr(base / "hindcast.zarr").load()
     truth = xr.open_zarr(base / "data.zarr").load()
     w = lat_cell_area_weights(ens["lat"].values)[:, None]
     m = ens.sizes["member"]
-    for v in ("h", "vo"):
+    for v in variables:
         for j, lead in enumerate(ens["lead_time"].values):
             # plain numpy over the loaded arrays: truth picked by valid time, O(M^2) CRPS
             x = ens[v].isel(lead_time=j).values.astype(np.float64)  # (init, member, lat, lon)
@@ -76,6 +76,12 @@ def test_scores_equal_the_same_numbers_computed_in_memory(verified):
                 np.testing.assert_allclose(float(got["ssr"]), np.sqrt((m + 1) / m * var / mse), rtol=1e-6)
     assert json.loads(scores.attrs["swarmcast_stage"])["kind"] == "score"
     np.testing.assert_allclose(scores["rank_histogram"].sum("rank").values, 1.0)
+
+
+def test_scores_equal_the_same_numbers_computed_in_memory(verified):
+    base, results = verified
+    assert results[1]["members"] == 10 and results[1]["variables"] == ["h", "u", "v", "vo"]
+    check_scores_against_memory(base, ("h", "vo"))
 
 
 def test_report_folder_has_readable_plots_and_an_index(verified):
@@ -126,3 +132,14 @@ def test_truth_without_the_valid_times_is_refused(verified, tmp_path):
     truth.isel(time=slice(0, 8)).to_zarr(tmp_path / "short.zarr", zarr_format=3, consolidated=False)
     with pytest.raises(ConfigError, match="truth: the truth has no data"):
         run(base, [{**SCORE, "truth": str(tmp_path / "short.zarr"), "output": str(tmp_path / "s.zarr")}])
+
+
+def test_demo_ends_with_its_report_and_scores_its_own_store(ray_session, tmp_path, capsys):
+    """The shipped demo pipeline, shrunk by overrides only, runs to the report it promises."""
+    small = ["data.grid.nlat=16", "data.grid.nlon=32", "data.days=27", "train.train.epochs=1"]
+    code = main(["demo", "--out", str(tmp_path / "demo"), *small, "hindcast.actors.cpus=0.5"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    index = tmp_path / "demo" / "report" / "index.html"
+    assert lines[-1] == f"verification report: {index.resolve()}" and index.exists()
+    check_scores_against_memory(tmp_path / "demo", ("h", "u"))

@@ -238,3 +238,14 @@ def test_killed_driver_rerun_resumes_unfinished_seed(trained, tmp_path):
     meta = json.loads((tmp_path / "checkpoints" / "seed-21" / "checkpoint.json").read_text())
     assert results[0]["trained"] == [21] and meta["training"]["epochs"] == 12
     assert meta["training"]["resumed_at_epochs"] and meta["training"]["resumed_at_epochs"][0] >= 1
+
+
+def test_unfinished_run_state_of_another_config_is_refused_not_resumed(trained, tmp_path):
+    base, _, _ = trained
+    (tmp_path / "data.zarr").symlink_to(base / "data.zarr")
+    marker = tmp_path / "checkpoints" / ".ray" / "seed-11.swarmcast_stage.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({"kind": "train-sfno", "train": {"lr": 0.1}}))
+    with pytest.raises(ConfigError, match="unfinished training run of a different config"):
+        run(tmp_path, [DATA, TRAIN])
+    assert not (tmp_path / "checkpoints" / "seed-11").exists()
