@@ -70,7 +70,7 @@ def test_overrides_by_index_by_name_and_top_level():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("stages.5.days=1", r"no element stages\.5 \(have 3\)"),
+        ("stages.9.days=1", r"no element stages\.9 \(have 5\)"),
         ("days", "expected key=value"),
         ("data.days.x=1", "cannot set a key inside a int"),
     ],
