@@ -51,7 +51,8 @@ class NoisePath:
 
     def t_range(self) -> tuple[float, float]:
         """t whose noise levels s are sigma_min and sigma_max."""
-        return float(self.t_of_s(torch.tensor(self.sigma_min))), float(self.t_of_s(torch.tensor(self.sigma_max)))
+        ends = self.t_of_s(torch.tensor([self.sigma_min, self.sigma_max], dtype=torch.float64))
+        return float(ends[0]), float(ends[1])
 
     def coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """alpha, sigma and their t-derivatives at ``t``."""

@@ -72,29 +72,45 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_model(
-    folder: Path, model: SFNOStepper, meta: dict[str, Any], extra_files: dict[str, str] | None = None
+    folder: Path,
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    extra_files: dict[str, str] | None = None,
+    *,
+    kind: str = FORMAT,
+    model_json: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model checkpoint atomically; ``meta`` goes into checkpoint.json and
-    ``extra_files`` (name -> text, e.g. metrics.jsonl) beside it."""
+    ``extra_files`` (name -> text, e.g. metrics.jsonl) beside it. ``kind`` is the format tag
+    (SFNO steppers by default) and ``model_json`` the hyper-parameters (default
+    ``model.config.to_json()``)."""
     tmp = atomic_folder(folder)
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
     save_file(_contiguous(model.state_dict()), str(tmp / WEIGHTS))
-    full = {"format": FORMAT, "model": model.config.to_json(), **meta}
+    hyper = model_json if model_json is not None else model.config.to_json()  # type: ignore[union-attr]
+    full = {"format": kind, "model": hyper, **meta}
     full["weights_sha256"] = weights_hash(tmp)
     (tmp / META).write_text(json.dumps(full, indent=2))
     return commit_folder(tmp, folder)
 
 
-def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
-    """checkpoint.json of a checkpoint folder, checked for format."""
+def read_meta(folder: str | os.PathLike, kind: str = FORMAT) -> dict[str, Any]:
+    """checkpoint.json of a checkpoint folder, checked to be of format ``kind``."""
     path = Path(folder) / META
     if not path.exists():
         raise CheckpointError(f"{folder}: not a checkpoint folder (no {META})")
     meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{folder}: unknown checkpoint format {meta.get('format')!r}")
+    if meta.get("format") != kind:
+        raise CheckpointError(f"{folder}: checkpoint format {meta.get('format')!r}, expected {kind!r}")
     return meta
+
+
+def verified_weights(folder: str | os.PathLike, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint folder after checking their sha256 against ``meta``."""
+    if weights_hash(folder) != meta.get("weights_sha256"):
+        raise CheckpointError(f"{folder}: weights do not match the hash in {META} (corrupt or replaced)")
+    return load_file(str(Path(folder) / WEIGHTS))
 
 
 def build_model(meta: dict[str, Any]) -> SFNOStepper:
@@ -108,10 +124,8 @@ def build_model(meta: dict[str, Any]) -> SFNOStepper:
 def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[SFNOStepper, dict]:
     """(model in eval mode, checkpoint.json) from a model checkpoint folder; no unpickling."""
     meta = read_meta(folder)
-    if weights_hash(folder) != meta.get("weights_sha256"):
-        raise CheckpointError(f"{folder}: weights do not match the hash in {META} (corrupt or replaced)")
     model = build_model(meta)
-    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
+    model.load_state_dict(verified_weights(folder, meta))
     return model.to(device).eval(), meta
 
 

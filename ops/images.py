@@ -86,6 +86,25 @@ def list_items(source: ImageSource, *, items_per_slice: int = 512) -> list[Image
     raise ValueError(f"unknown image source kind {source.kind!r}; expected digits, folder or npz")
 
 
+def split_items(items: list[ImageItem], holdout: int) -> tuple[list[ImageItem], list[ImageItem]]:
+    """(training items, the last ``holdout`` images as items): a deterministic held-out split."""
+    total = item_count(items)
+    if not 0 <= holdout < total:
+        raise ValueError(f"cannot hold out {holdout} of {total} images")
+    keep, train, held = total - holdout, [], []
+    for it in items:
+        n = it.hi - it.lo
+        if keep >= n:
+            train.append(it)
+        elif keep <= 0:
+            held.append(it)
+        else:
+            train.append(ImageItem(it.path, it.lo, it.lo + keep))
+            held.append(ImageItem(it.path, it.lo + keep, it.hi))
+        keep -= n
+    return train, held
+
+
 def to_nchw(images: np.ndarray, layout: str = "auto") -> np.ndarray:
     """(n, h, w), (n, h, w, c) or (n, c, h, w) -> (n, c, h, w) with c in (1, 3, 4).
 

@@ -299,4 +299,13 @@ def _crps(params: dict) -> dict:
 
 
 BENCHES["crps"] = (_crps, {"members": [64, 1024, 8192], "values": 2**24, "repeats": 3, "seed": 0})
-WITHOUT_RAY = {"crps"}  # pure numpy/torch: no Ray session to start
+
+
+def _sample(params: dict) -> dict:
+    from swarmcast.pipelines.bench_sample import bench_sample
+
+    return bench_sample(params)
+
+
+BENCHES["sample"] = (_sample, {"samples": 20_000, "nfe": [5, 10, 20], "eps": 0.5, "seed": 0})
+WITHOUT_RAY = {"crps", "sample"}  # pure numpy/torch: no Ray session to start

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     bench = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    bench.add_argument("name", choices=["loader", "train", "hindcast", "crps"])
+    bench.add_argument("name", choices=["loader", "train", "hindcast", "crps", "sample"])
     bench.add_argument("params", nargs="*", help="key=value parameters")
     bench.add_argument("--address", help="Ray cluster address (default: local)")
     return parser

@@ -102,9 +102,14 @@ def _max_actors(prep: Any) -> int:
     return max(1, int(res.get("CPU", 1) // a.cpus))
 
 
-def run_units(prep: Any, store: Path, pending: list[Unit], *, label: str) -> None:
-    """Compute ``pending`` units with a bounded set of per-checkpoint actors."""
-    remote_runner = ray.remote(UnitRunner).options(**_actor_options(prep))
+def run_units(prep: Any, store: Path, pending: list[Unit], *, label: str, runner: type = UnitRunner) -> None:
+    """Compute ``pending`` units with a bounded set of per-checkpoint actors.
+
+    ``runner(prep, checkpoint_index, store)`` is the actor class (``run(unit)`` computes and
+    writes one unit): ``UnitRunner`` for SFNO hindcasts, the diffusion sampler's for
+    generative ensembles; the scheduling, reuse and redo-on-death are the same.
+    """
+    remote_runner = ray.remote(runner).options(**_actor_options(prep))
     by_checkpoint: dict[int, deque[Unit]] = {}
     for u in pending:
         by_checkpoint.setdefault(u.checkpoint, deque()).append(u)

@@ -20,10 +20,10 @@ from swarmcast.ops.images import ImageItem, ImageSource, item_count, list_items,
 class ImageDatasource(Datasource):
     """Images of an ``ImageSource`` as Ray Data rows (see the module docstring)."""
 
-    def __init__(self, source: ImageSource) -> None:
+    def __init__(self, source: ImageSource, items: list[ImageItem] | None = None) -> None:
         super().__init__()
         self.source = source
-        self.items = list_items(source)
+        self.items = list_items(source) if items is None else items
         first, _ = load_items(source, [_first_item(self.items[0])])
         self.image_shape: tuple[int, ...] = tuple(first.shape[1:])
 
@@ -63,8 +63,10 @@ def _reader(source: ImageSource, items: list[ImageItem], shape: tuple[int, ...])
     return read_fn
 
 
-def read_images(source: ImageSource, *, parallelism: int = -1) -> tuple[ray.data.Dataset, tuple[int, ...]]:
-    """(dataset, image shape (channels, height, width)) for ``source``."""
-    datasource = ImageDatasource(source)
+def read_images(
+    source: ImageSource, *, parallelism: int = -1, items: list[ImageItem] | None = None
+) -> tuple[ray.data.Dataset, tuple[int, ...]]:
+    """(dataset, image shape (channels, height, width)) for ``source`` (or only ``items`` of it)."""
+    datasource = ImageDatasource(source, items)
     ds = ray.data.read_datasource(datasource, override_num_blocks=parallelism if parallelism > 0 else None)
     return ds, datasource.image_shape

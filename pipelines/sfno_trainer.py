@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,12 @@ import torch
 
 from swarmcast.kernels.sphere import quadrature_weights
 from swarmcast.ops import __version__
-from swarmcast.ops.checkpoint import load_training_state, save_model, save_training_state, store_metadata_hash
+from swarmcast.ops.checkpoint import save_model, store_metadata_hash
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.samples import read_windows
 from swarmcast.ops.sfno import SFNOStepper, increment_scale
 from swarmcast.ops.training import NormalizedStep, OptimConfig, make_optimizer, train_step, validate
+from swarmcast.pipelines.ray_training import fit_run, load_final_state, report_state, restore_state
 
 
 def build_stepper(prepared: Any, seed: int) -> SFNOStepper:
@@ -68,10 +68,9 @@ def train_loop(cfg: dict) -> None:
     )
     opt, sched = make_optimizer(stepper, ocfg)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "resumed_at_epochs": []}
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            state = load_training_state(Path(d), stepper, opt, sched)
+    restored = restore_state(stepper, opt, sched)
+    if restored is not None:
+        state = restored
         state["resumed_at_epochs"].append(state["epoch"])
     model = ray.train.torch.prepare_model(NormalizedStep(stepper))  # DDP when workers > 1
     stepper.to(device)
@@ -100,66 +99,46 @@ def train_loop(cfg: dict) -> None:
             "batches": len(losses),
             "windows": windows,
         }
-        with tempfile.TemporaryDirectory() as tmp:
-            report_checkpoint = None
-            if rank == 0:
-                scores = validate(stepper, val, lat_w, [1, prepared.lead_steps])
-                metrics.update(_summarise(scores, prepared.channels, prepared.lead_steps))
-                state["history"].append(metrics)
-                state["epoch"] = epoch + 1
-                folder = save_training_state(Path(tmp) / "state", stepper, opt, sched, state)
-                report_checkpoint = ray.train.Checkpoint.from_directory(str(folder))
-                print(
-                    f"[seed {seed}] epoch {epoch + 1}/{config.train.epochs} loss {metrics['train_loss']:.4f} "
-                    f"({metrics['seconds']:.1f} s)",
-                    flush=True,
-                )
-            ray.train.report({"epoch": epoch + 1, "train_loss": metrics["train_loss"]}, checkpoint=report_checkpoint)
+        if rank == 0:
+            scores = validate(stepper, val, lat_w, [1, prepared.lead_steps])
+            metrics.update(_summarise(scores, prepared.channels, prepared.lead_steps))
+            state["history"].append(metrics)
+            print(
+                f"[seed {seed}] epoch {epoch + 1}/{config.train.epochs} loss {metrics['train_loss']:.4f} "
+                f"({metrics['seconds']:.1f} s)",
+                flush=True,
+            )
+        state["epoch"] = epoch + 1
+        report_state(rank, stepper, opt, sched, state, {"epoch": epoch + 1, "train_loss": metrics["train_loss"]})
 
 
 def train_seed(config: Any, prepared: Any, ctx: Any, seed: int, out: Path, fingerprint: dict) -> dict:
     """Fit one seed (resuming if its run exists) and export its model checkpoint folder."""
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
     from swarmcast.pipelines.climate_data import read_climate_windows
 
     dataset = read_climate_windows(prepared.store, prepared.train_spec, normalization=prepared.normalization)
     dataset = dataset.randomize_block_order()
     workers = config.scaling.workers
     per_epoch = -(-prepared.n_train // (config.train.batch_size * workers))
-    resources = {"CPU": config.scaling.cpus_per_worker}
-    trainer = TorchTrainer(
+    checkpoint = fit_run(
         train_loop,
-        train_loop_config={
-            "config": config,
-            "prepared": prepared,
-            "seed": seed,
-            "total_steps": per_epoch * config.train.epochs,
-        },
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=workers, use_gpu=config.scaling.use_gpu, resources_per_worker=resources
-        ),
-        run_config=ray.train.RunConfig(
-            name=f"seed-{seed}",
-            storage_path=str((out / ".ray").resolve()),
-            failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-        ),
+        {"config": config, "prepared": prepared, "seed": seed, "total_steps": per_epoch * config.train.epochs},
+        name=f"seed-{seed}",
+        out=out,
+        workers=workers,
+        use_gpu=config.scaling.use_gpu,
+        cpus_per_worker=config.scaling.cpus_per_worker,
+        max_failures=config.max_failures,
         datasets={"train": dataset},
     )
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"seed {seed}: training finished without a checkpoint")
-    return export(result.checkpoint, config, prepared, ctx, seed, out / f"seed-{seed}", fingerprint)
+    return export(checkpoint, config, prepared, ctx, seed, out / f"seed-{seed}", fingerprint)
 
 
 def export(checkpoint: Any, config: Any, prepared: Any, ctx: Any, seed: int, folder: Path, fingerprint: dict) -> dict:
     """Turn the final training state into a model checkpoint folder (atomically)."""
     stepper = build_stepper(prepared, seed)
     opt, sched = make_optimizer(stepper, OptimConfig())
-    with checkpoint.as_directory() as d:
-        state = load_training_state(Path(d), stepper, opt, sched)
+    state = load_final_state(checkpoint, stepper, opt, sched)
     lat_w = quadrature_weights(prepared.nlat)
     scores = validate(stepper, _val_windows(prepared), lat_w, [1, prepared.lead_steps])
     lead = prepared.lead_steps

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from swarmcast.pipelines.config import StageConfig
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.stages import hindcast, report, score, swe_dataset, train_sfno
+from swarmcast.pipelines.stages import (
+    hindcast,
+    report,
+    sample_diffusion,
+    score,
+    swe_dataset,
+    train_diffusion,
+    train_sfno,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,8 @@ STAGES: dict[str, Stage] = {
     "swe-dataset": Stage(swe_dataset.SWEDatasetConfig, swe_dataset.run),
     "train-sfno": Stage(train_sfno.TrainSFNOConfig, train_sfno.run),
     "hindcast": Stage(hindcast.HindcastConfig, hindcast.run),
+    "train-diffusion": Stage(train_diffusion.TrainDiffusionConfig, train_diffusion.run),
+    "sample-diffusion": Stage(sample_diffusion.SampleDiffusionConfig, sample_diffusion.run),
     "score": Stage(score.ScoreConfig, score.run),
     "report": Stage(report.ReportConfig, report.run),
 }

@@ -11,7 +11,6 @@ finished run is exported to ``<output>/seed-<s>/`` (see ``swarmcast.ops.checkpoi
 from __future__ import annotations
 
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -26,6 +25,7 @@ from swarmcast.ops.samples import WindowSpec, window_starts
 from swarmcast.ops.sfno import INTERNAL_GRIDS, SFNOConfig
 from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.ray_training import claim_run_state
 
 
 class ModelSettings(Strict):
@@ -214,26 +214,6 @@ class Prepared:
             raise ConfigError(f"model: {err}") from None
 
 
-def _claim_run_state(out: Path, seed: int, fingerprint: dict, *, overwrite: bool) -> None:
-    """Tie Ray Train's resumable run state (``<out>/.ray/seed-<s>``) to this stage config.
-
-    Train V2 resumes any run with the same name and storage path, so an interrupted run of a
-    *different* config would otherwise be continued under the new one. A marker beside the
-    run state records the config; a mismatch is refused, and ``--overwrite`` starts afresh.
-    """
-    run_dir = out / ".ray" / f"seed-{seed}"
-    marker = out / ".ray" / f"seed-{seed}.swarmcast_stage.json"
-    if overwrite:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        marker.unlink(missing_ok=True)
-    elif marker.exists() and json.loads(marker.read_text()) != fingerprint:
-        raise ConfigError(
-            f"{run_dir} holds an unfinished training run of a different config; pass --overwrite to restart it"
-        )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(fingerprint))
-
-
 def _finished(folder: Path, fingerprint: dict) -> bool | None:
     """True: finished with this config; False: finished with another; None: not finished."""
     if not (folder / META).exists():
@@ -256,7 +236,7 @@ def run(config: TrainSFNOConfig, ctx: StageContext) -> dict:
         elif state is False and not ctx.overwrite:
             raise ConfigError(f"{out / f'seed-{s}'} holds a checkpoint from a different config; pass --overwrite")
         else:
-            _claim_run_state(out, s, fingerprint, overwrite=ctx.overwrite)
+            claim_run_state(out, f"seed-{s}", fingerprint, overwrite=ctx.overwrite)
             seeds.append(s)
     results, failures = {}, {}
     with Progress(f"{config.label}: train", len(seeds), "checkpoints") as bar:

@@ -73,3 +73,15 @@ def test_mixed_shapes_in_a_folder_are_refused(tmp_path):
     src = ImageSource("folder", str(tmp_path))
     with pytest.raises(ValueError, match="differ in shape"):
         load_items(src, list_items(src))
+
+
+def test_split_items_holds_out_the_last_images_exactly():
+    from swarmcast.ops.images import ImageItem, ImageSource, item_count, list_items, load_items, split_items
+
+    items = list_items(ImageSource("digits"))
+    train, held = split_items(items, 180)
+    assert item_count(train) == 1797 - 180 and item_count(held) == 180
+    all_images, _ = load_items(ImageSource("digits"), items)
+    held_images, _ = load_items(ImageSource("digits"), held)
+    np.testing.assert_array_equal(held_images, all_images[-180:])
+    assert split_items([ImageItem(None, 0, 10)], 0) == ([ImageItem(None, 0, 10)], [])

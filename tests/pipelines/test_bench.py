@@ -84,3 +84,17 @@ def test_bench_crps_compares_with_scoringrules_on_the_same_array(capsys):
         assert row["max_abs_difference"] < 1e-5  # the same numbers, not just a speed
         assert row["ours_values_per_s"] > 0 and row["scoringrules_values_per_s"] > 0
     assert result["ratio"] > 0
+
+
+def test_bench_sample_measures_every_solver_on_the_mixture(capsys):
+    code = main(["bench", "sample", "samples=4000", "nfe=[5, 10]"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "sample"
+    assert {r["solver"] for r in result["rows"]} == {"euler", "heun", "dpm++2m", "sde"}
+    for row in result["rows"]:
+        assert row["samples_per_s_nfe10"] > 0
+        assert row["sliced_wasserstein_nfe5"] > 0 and row["sliced_wasserstein_nfe10"] > 0
+    by = {r["solver"]: r for r in result["rows"]}
+    assert result["ratio"] == pytest.approx(
+        by["euler"]["sliced_wasserstein_nfe10"] / by["dpm++2m"]["sliced_wasserstein_nfe10"], rel=1e-2
+    )
