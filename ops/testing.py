@@ -201,3 +201,18 @@ def write_untrained_checkpoint(
         "validation_rmse": {"48h": {c: {"h": 100.0, "vo": 1e-5}.get(c, 5.0) for c in CH}},
     }
     save_model(folder, model, meta)
+
+
+def pids_running(fragment: str) -> list[int]:
+    """Process ids whose command line contains ``fragment`` (Ray names worker processes after
+    their actor class, e.g. "RayTrainWorker" or "UnitRunner"): for fault-injection tests."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if fragment in (entry / "cmdline").read_bytes().decode(errors="ignore"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids

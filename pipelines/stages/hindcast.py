@@ -183,7 +183,10 @@ class Prepared:
         if not paths:
             raise ConfigError(f"checkpoints: no checkpoint folders (with checkpoint.json) in {folder}")
         self.checkpoint_paths = paths
-        self.metas = [read_meta(p) for p in paths]
+        try:
+            self.metas = [read_meta(p) for p in paths]
+        except CheckpointError as err:
+            raise ConfigError(f"checkpoints: {err}") from None
         first = self.metas[0]
         self.channels = tuple(first["channels"])
         self.step_hours = float(first["time_step_hours"])

@@ -18,6 +18,7 @@ import yaml
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import run_unit
+from swarmcast.ops.testing import pids_running
 from swarmcast.ops.testing import write_untrained_checkpoint as write_checkpoint
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
@@ -113,18 +114,6 @@ def test_second_run_computes_nothing_and_other_configs_are_refused(reference):
     assert files(path) == before
 
 
-def _unit_runner_pids() -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if "UnitRunner" in (entry / "cmdline").read_bytes().decode(errors="ignore"):
-                    out.append(int(entry.name))
-            except OSError:
-                pass
-    return out
-
-
 @pytest.mark.distributed
 def test_killed_actor_mid_run_gives_a_bit_identical_store(reference, inputs, tmp_path):
     ref_path, _ = reference
@@ -134,7 +123,7 @@ def test_killed_actor_mid_run_gives_a_bit_identical_store(reference, inputs, tmp
     def killer():
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
-            pids = _unit_runner_pids()
+            pids = pids_running("UnitRunner")
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])

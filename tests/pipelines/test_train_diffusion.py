@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,7 @@ from swarmcast.kernels.sample_quality import sliced_wasserstein
 from swarmcast.ops.diffusion.model import DiffusionModel
 from swarmcast.ops.diffusion.training import generate, load_diffusion
 from swarmcast.ops.images import ImageSource, list_items, load_items, split_items
+from swarmcast.ops.testing import pids_running
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -135,3 +140,40 @@ def test_generative_ensemble_lands_in_a_store_that_scores(ray_session, swe_store
     assert run(tmp_path, [FORECASTER, sample, score])[1]["computed"] == 0
     run(tmp_path, [FORECASTER, {**sample, "member_block": 6, "output": "one-block.zarr"}])
     np.testing.assert_array_equal(xr.open_zarr(tmp_path / "one-block.zarr")["h"].values, h)
+
+
+@pytest.mark.distributed
+def test_two_ddp_workers_train_and_a_killed_worker_resumes(ray_session, tmp_path):
+    """DDP over 2 workers; one worker SIGKILLed after 2 epochs; the run resumes from its state."""
+    stage = {
+        **DIGITS,
+        "train": {"epochs": 8, "batch_size": 64},
+        "scaling": {"workers": 2, "cpus_per_worker": 0.5},
+        "max_failures": 1,
+    }
+    killed: list[int] = []
+
+    def killer():
+        storage = tmp_path / ".digits-model.train" / ".ray" / "run"
+        deadline = time.time() + 300
+        while time.time() < deadline and len(list(storage.glob("checkpoint_*"))) < 2:
+            time.sleep(0.2)
+        time.sleep(2)  # let Ray register the checkpoint before the crash
+        pids = pids_running("RayTrainWorker")
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    run(tmp_path, [stage])
+    thread.join(timeout=5)
+    assert killed, "no training worker was found to kill"
+    model, meta = load_diffusion(tmp_path / "digits-model")
+    assert meta["training"]["epochs"] == 8
+    assert meta["training"]["resumed_at_epochs"] and meta["training"]["resumed_at_epochs"][0] >= 1
+    # 1617 training digits over 2 ranks in batches of 64: 13 steps per epoch on each rank
+    assert meta["training"]["steps"] == 8 * 13
+    lines = (tmp_path / "digits-model" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(1, 9))
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from swarmcast.ops.checkpoint import load_model
+from swarmcast.ops.testing import pids_running
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -132,19 +133,6 @@ def test_checkpoint_folder_from_a_different_model_is_refused(trained):
         run(base, [DATA, changed])
 
 
-def _train_worker_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().decode(errors="ignore")
-            except OSError:
-                continue
-            if "RayTrainWorker" in cmd:
-                pids.append(int(entry.name))
-    return pids
-
-
 @pytest.mark.distributed
 def test_killed_worker_resumes_from_its_last_checkpoint(trained, tmp_path):
     base, _, _ = trained
@@ -158,7 +146,7 @@ def test_killed_worker_resumes_from_its_last_checkpoint(trained, tmp_path):
         while time.time() < deadline and len(list(storage.glob("checkpoint_*"))) < 2:
             time.sleep(0.2)
         time.sleep(3)  # let Ray register the checkpoint before the crash
-        for pid in _train_worker_pids():
+        for pid in pids_running("RayTrainWorker"):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
