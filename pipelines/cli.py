@@ -13,9 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from swarmcast.ops import __version__
 from swarmcast.pipelines.config import ConfigError, load_pipeline_file
+from swarmcast.pipelines.jobs import ClusterError, JobFailedError
 
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError)
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError, ClusterError)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -32,6 +34,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline", help="pipeline YAML file")
     run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stages.0.grid.nlat=64")
     _add_run_options(run)
+    run.add_argument("--base", help="folder relative paths resolve against (default: the pipeline file's)")
+    run.add_argument("--expect-version", help="fail unless this swarmcast version is installed (set by submit)")
+
+    submit = sub.add_parser("submit", help="submit a pipeline to a Ray cluster through its Jobs API")
+    submit.add_argument("pipeline", help="pipeline YAML file")
+    submit.add_argument("overrides", nargs="*", help="key=value overrides")
+    submit.add_argument("--address", required=True, help="Jobs API address, e.g. http://HEAD:8265")
+    submit.add_argument("--wait", action="store_true", help="follow the job until it ends; exit 1 if it fails")
+    submit.add_argument("--id", dest="job_id", help="submission id (default: derived from the pipeline)")
+    submit.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+
+    jobs = sub.add_parser("jobs", help="list jobs, or show the status or logs of one, or stop it")
+    jobs.add_argument("action", choices=["list", "status", "logs", "stop"])
+    jobs.add_argument("job_id", nargs="?", help="submission id (for status, logs, stop)")
+    jobs.add_argument("--address", required=True, help="Jobs API address, e.g. http://HEAD:8265")
+
+    sched = sub.add_parser("schedule", help="submit a pipeline on a schedule (one job per tick)")
+    sched.add_argument("pipeline", help="pipeline YAML file")
+    sched.add_argument("overrides", nargs="*", help="key=value overrides")
+    sched.add_argument("--address", required=True, help="Jobs API address, e.g. http://HEAD:8265")
+    when = sched.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help='five-field cron expression in UTC, e.g. "0 6 * * *"')
+    when.add_argument("--every", type=float, help="tick every this many seconds (aligned to the epoch)")
+    sched.add_argument("--state", help="JSON-lines record of ticks (default: <pipeline>.schedule.jsonl)")
+    sched.add_argument("--max-ticks", type=int, help="stop after this many ticks (default: run forever)")
 
     demo = sub.add_parser("demo", help="run the built-in demo pipeline end to end")
     demo.add_argument("--out", default="swarmcast-demo", help="output folder (default ./swarmcast-demo)")
@@ -54,8 +81,12 @@ def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> lis
     from swarmcast.pipelines.context import StageContext
     from swarmcast.pipelines.runner import format_plan, plan_pipeline, run_pipeline
 
+    expected = getattr(args, "expect_version", None)
+    if expected and expected != __version__:
+        raise ConfigError(f"this node has swarmcast {__version__}, the submitted job needs {expected}")
     pipeline, raw = load_pipeline_file(path, overrides)
-    ctx = StageContext(base=path.resolve().parent, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw)
+    base = Path(args.base).resolve() if getattr(args, "base", None) else path.resolve().parent
+    ctx = StageContext(base=base, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw)
     plans = plan_pipeline(pipeline, ctx)
     print(format_plan(pipeline, plans, ctx))
     if args.dry_run:
@@ -103,13 +134,56 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from swarmcast.pipelines.jobs import submit
+
+    result = submit(
+        Path(args.pipeline),
+        args.overrides,
+        address=args.address,
+        job_id=args.job_id,
+        wait=args.wait,
+        timeout_s=args.timeout,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from swarmcast.pipelines import jobs
+
+    if args.action == "list":
+        for j in jobs.list_jobs(args.address):
+            print(f"{j['submission_id']}  {j['status']}")
+        return 0
+    if not args.job_id:
+        raise ConfigError(f"jobs {args.action} needs a submission id")
+    if args.action == "status":
+        print(jobs.job_status(args.address, args.job_id))
+    elif args.action == "logs":
+        print(jobs.job_logs(args.address, args.job_id), end="")
+    else:
+        print("stopped" if jobs.stop_job(args.address, args.job_id) else "not running")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from swarmcast.pipelines.schedule import Schedule, run_schedule
+
+    path = Path(args.pipeline)
+    state = Path(args.state) if args.state else path.with_suffix(".schedule.jsonl")
+    schedule = Schedule.from_cron(args.cron) if args.cron else Schedule.every_seconds(args.every)
+    run_schedule(path, args.overrides, schedule, address=args.address, state=state, max_ticks=args.max_ticks)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may come before or after --options; argparse leaves the later ones
     # unparsed, so fold them back in (anything else unknown is still an error).
     args, extra = parser.parse_known_args(argv)
     stray = [a for a in extra if a.startswith("-") or "=" not in a]
-    if stray or (extra and args.command not in ("run", "demo", "bench")):
+    if stray or (extra and args.command not in ("run", "demo", "bench", "submit", "schedule")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         field = "params" if args.command == "bench" else "overrides"
@@ -124,6 +198,15 @@ def main(argv: list[str] | None = None) -> int:
             return _inspect(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "submit":
+            return _submit(args)
+        if args.command == "jobs":
+            return _jobs(args)
+        if args.command == "schedule":
+            return _schedule(args)
+    except JobFailedError as err:
+        print(f"swarmcast: {err}", file=sys.stderr)
+        return 1
     except USER_ERRORS as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"swarmcast: error: {msg}", file=sys.stderr)

@@ -65,6 +65,9 @@ class Pipeline(Strict):
     """Pipeline name (used in logs and store attributes)."""
     seed: int = 0
     """Run seed from which stage seeds derive unless a stage sets its own."""
+    shared_storage: list[str] = Field(default_factory=list)
+    """Local folders every node of a multi-node cluster sees (a shared filesystem); other local
+    paths are refused there, since each node would write its own copy."""
     stages: list[StageConfig] = Field(min_length=1)
     """Ordered stages."""
 

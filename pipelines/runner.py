@@ -113,6 +113,29 @@ def ray_session(address: str | None) -> Iterator[None]:
         ray.shutdown()
 
 
+def check_shared_storage(pipeline: Pipeline, ctx: StageContext, nodes: int) -> None:
+    """On a cluster of several nodes, every local path must lie in a declared shared folder."""
+    if nodes <= 1:
+        return
+    # absolute but not symlink-resolved: a link inside a declared folder counts as declared
+    shared = [Path(os.path.abspath(ctx.base / s)) for s in pipeline.shared_storage]
+    for i, stage in enumerate(pipeline.stages):
+        for p in [*stage.inputs(ctx.base), *stage.outputs(ctx.base)]:
+            if "://" in str(p) or any(Path(os.path.abspath(p)).is_relative_to(s) for s in shared):
+                continue
+            raise ConfigError(
+                f"stages.{i} ({stage.label}): {p} is a local path but the cluster has {nodes} nodes; "
+                "put it on shared storage and list that folder in the pipeline's shared_storage, "
+                "or use a URL every node can reach"
+            )
+
+
+def alive_nodes() -> int:
+    import ray
+
+    return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+
 def run_pipeline(pipeline: Pipeline, ctx: StageContext, *, address: str | None = None) -> list[dict]:
     """Plan (raising on any problem before work starts), then run each stage."""
     from swarmcast.pipelines.stages import STAGES
@@ -120,6 +143,8 @@ def run_pipeline(pipeline: Pipeline, ctx: StageContext, *, address: str | None =
     plans = plan_pipeline(pipeline, ctx)
     results = []
     with ray_session(address):
+        if address:  # tests share one local session; a named cluster may span several nodes
+            check_shared_storage(pipeline, ctx, alive_nodes())
         for p in plans:
             if p.action == "skip":
                 print(f"[{p.stage.label}] up to date (outputs exist from the same config): skipped")

@@ -106,6 +106,15 @@ class ActorSettings(Strict):
     """Times a unit is redone after its actor died before giving up."""
 
 
+class CampaignSettings(Strict):
+    """How many init dates run at once, and in which order (HENS: a job array, two dates at a time)."""
+
+    max_concurrent_dates: int | None = Field(None, ge=1)
+    """Dates in flight at once; None: all. Each batch of dates finishes (and is merged) before the next."""
+    order: Literal["oldest-first", "newest-first"] = "oldest-first"
+    """Priority of the dates."""
+
+
 class HindcastConfig(StageConfig):
     """Parameters of the ``hindcast`` stage."""
 
@@ -119,8 +128,8 @@ class HindcastConfig(StageConfig):
     """Folder of checkpoint folders (every subfolder with a checkpoint.json is used)."""
     output: str = "hindcast.zarr"
     """Ensemble store to write."""
-    init_times: InitTimes
-    """Initial times."""
+    init_times: InitTimes | Literal["latest"]
+    """Initial times, or "latest": the newest time of the data store (for scheduled runs)."""
     lead_hours: float = Field(48.0, gt=0)
     """Forecast length."""
     output_every: int = Field(1, ge=1)
@@ -137,6 +146,8 @@ class HindcastConfig(StageConfig):
     """Saved leads per shard; None: all (one shard per unit and variable)."""
     actors: ActorSettings = ActorSettings()
     """Actor resources."""
+    campaign: CampaignSettings = CampaignSettings()
+    """Date concurrency and priority."""
     seed: int | None = None
     """Run seed for member seeds; None: the pipeline seed."""
 
@@ -152,7 +163,8 @@ class HindcastConfig(StageConfig):
             raise ValueError(f"member_block {self.member_block} must divide the {n} members per checkpoint")
         if self.variables == [] and self.summaries is None:
             raise ValueError("nothing to store: 'variables' is empty and no 'summaries' are configured")
-        self.init_times.resolve()
+        if self.init_times != "latest":
+            self.init_times.resolve()
         return self
 
     @property
@@ -166,7 +178,7 @@ class HindcastConfig(StageConfig):
         return [resolve_path(base, self.output)]
 
     def plan(self, base: Path) -> str:
-        n_init = len(self.init_times.resolve())
+        n_init = "the latest" if self.init_times == "latest" else len(self.init_times.resolve())
         return (
             f"{n_init} init times x {self.members_per_checkpoint} members per checkpoint "
             f"({self.perturbation.kind}), {self.lead_hours:g} h leads; write {resolve_path(base, self.output)}"
@@ -213,7 +225,10 @@ class Prepared:
             self.keep = [self.channels.index(v) for v in config.variables]
         self.summary_spec = self._summary_spec(config.summaries)
         self.history_steps = config.perturbation.cycles if config.perturbation.kind == "bred-vector" else 0
-        self._check_history(ds["time"].values.astype("datetime64[ns]"), config.init_times.resolve())
+        times = ds["time"].values.astype("datetime64[ns]")
+        latest = config.init_times == "latest"
+        self.inits = np.array([times.max()]) if latest else config.init_times.resolve()  # type: ignore[union-attr]
+        self._check_history(times, self.inits)
         self.seed_mask = self._seed_channels(config.perturbation)
         self.layout = self._layout(ds)
         self.run_seed = config.seed if config.seed is not None else ctx.seed
@@ -268,7 +283,7 @@ class Prepared:
         leads = np.array(saved_steps(self.n_steps, c.output_every)) * np.timedelta64(round(self.step_hours * 3600), "s")
         block = c.member_block or len(pattern)
         return EnsembleLayout(
-            init_times=c.init_times.resolve(),
+            init_times=self.inits,
             lead_times=leads.astype("timedelta64[ns]"),
             lat=ds["lat"].values,
             lon=ds["lon"].values,  # type: ignore[index]
@@ -318,9 +333,25 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         create_ensemble_store(out, prep.layout, prep.seeds(), attrs, overwrite=ctx.overwrite, extra=extra)
     pending = sorted(set(prep.layout.units()) - done_units(out, prep.layout))
     total = len(list(prep.layout.units()))
-    run_units(prep, out, pending, label=config.label)
-    merged = _merge_summaries(prep, out)
-    return {"path": str(out), "units": total, "computed": len(pending), "summaries_merged": merged}
+    merged, order = 0, []
+    for dates in _date_batches(config.campaign, sorted({u.init for u in pending})):
+        run_units(prep, out, [u for u in pending if u.init in dates], label=config.label)
+        merged += _merge_summaries(prep, out)  # a finished batch of dates is final at once
+        order += [str(prep.layout.init_times[i].astype("datetime64[h]")) for i in dates]
+    return {
+        "path": str(out),
+        "units": total,
+        "computed": len(pending),
+        "summaries_merged": merged,
+        "dates_in_order": order,
+    }
+
+
+def _date_batches(campaign: CampaignSettings, dates: list[int]) -> list[list[int]]:
+    """Init-time indices with pending units, in priority order, ``max_concurrent_dates`` at a time."""
+    ordered = sorted(dates, reverse=campaign.order == "newest-first")
+    size = campaign.max_concurrent_dates or max(1, len(ordered))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _merge_summaries(prep: Prepared, store: Path) -> int:

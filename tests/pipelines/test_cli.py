@@ -100,3 +100,48 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "swarmcast"
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "demo" in result.stdout and "inspect" in result.stdout
+
+
+def test_run_refuses_a_swarmcast_version_other_than_the_submitters(tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text("stages:\n  - kind: swe-dataset\n")
+    code = main(["run", str(tmp_path / "p.yaml"), "--expect-version", "9.9.9"])
+    assert code == 2 and "the submitted job needs 9.9.9" in capsys.readouterr().err
+    assert not (tmp_path / "data.zarr").exists()
+
+
+def test_submission_ids_name_the_work_and_change_with_it(tmp_path):
+    from swarmcast.pipelines.config import load_pipeline_file
+    from swarmcast.pipelines.jobs import submission_id
+
+    text = "name: hc\nstages:\n  - kind: hindcast\n    init_times: {times: ['2003-01-10T00', '2003-01-12T00']}\n"
+    (tmp_path / "p.yaml").write_text(text)
+    a = submission_id(*load_pipeline_file(tmp_path / "p.yaml", []))
+    assert a == submission_id(*load_pipeline_file(tmp_path / "p.yaml", []))
+    assert a.startswith("swarmcast-hc-2003-01-10T00..2003-01-12T00-")
+    assert a != submission_id(*load_pipeline_file(tmp_path / "p.yaml", ["stages.0.lead_hours=24"]))
+
+
+def test_submit_to_an_unreachable_address_fails_fast(tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text("stages:\n  - kind: swe-dataset\n")
+    code = main(["submit", str(tmp_path / "p.yaml"), "--address", "http://127.0.0.1:9"])
+    assert code == 2 and "cannot reach the Ray Jobs API at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_cron_schedules():
+    from datetime import UTC, datetime
+
+    from swarmcast.pipelines.config import ConfigError
+    from swarmcast.pipelines.schedule import Schedule
+
+    daily = Schedule.from_cron("0 6 * * *")
+    t = datetime(2026, 11, 27, 7, 30, tzinfo=UTC)
+    assert daily.previous(t) == datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    assert daily.next(daily.previous(t)) == datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    weekdays = Schedule.from_cron("*/15 12 * * 1-5")  # Friday 2026-11-27 -> Monday
+    assert weekdays.next(datetime(2026, 11, 27, 12, 50, tzinfo=UTC)) == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    every = Schedule.every_seconds(20)
+    assert every.previous(datetime(2026, 1, 1, 0, 0, 47, tzinfo=UTC)).second == 40
+    with pytest.raises(ConfigError, match="5 fields"):
+        Schedule.from_cron("0 6 * *")
+    with pytest.raises(ConfigError, match=r"outside 0\.\.23"):
+        Schedule.from_cron("0 25 * * *")
