@@ -29,7 +29,6 @@ import xarray as xr
 from swarmcast.kernels import ensemble_scores as ks
 from swarmcast.kernels.ensemble_scores import expected_outlier_rate, spread_skill_ratio
 from swarmcast.kernels.spectra import angular_power_spectrum
-from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.ops import verification as ver
 
 
@@ -52,12 +51,7 @@ class _Accumulator:
     POINTWISE = ("mse", "variance", "crps", "outlier_rate", "best_member_mse")
 
     def __init__(self, lat: np.ndarray, regions: Sequence[str], n_lead: int, m: int, draws: list[list[np.ndarray]]):
-        area = lat_cell_area_weights(lat)
-        self.weights = []
-        for r in regions:
-            south, north = ver.REGIONS[r]
-            self.weights.append(np.where((lat >= south) & (lat <= north), area, 0.0))
-        self.weights = np.stack(self.weights)  # (region, lat)
+        self.weights = np.stack([ver.region_row_weights(lat, r) for r in regions])  # (region, lat)
         shape = (len(regions), n_lead)
         self.sums = {k: np.zeros(shape) for k in self.POINTWISE}
         self.norm = np.zeros(shape)

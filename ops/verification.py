@@ -139,25 +139,24 @@ def extreme_forecast_index(clim_quantiles: xr.DataArray, fc: xr.DataArray) -> xr
     )
 
 
-def area_weights(lat: xr.DataArray) -> xr.DataArray:
-    """Cell-area weights of the latitude rows (mean 1), as a DataArray on ``lat``."""
-    return xr.DataArray(lat_cell_area_weights(lat.values), coords={"lat": lat}, dims="lat")
+def region_row_weights(lat: np.ndarray, region: str) -> np.ndarray:
+    """Whole-grid cell-area weights of the latitude rows inside ``region``, 0 outside, shape (nlat,)."""
+    if region not in REGIONS:
+        raise KeyError(f"unknown region {region!r}; known: {sorted(REGIONS)}")
+    south, north = REGIONS[region]
+    lat = np.asarray(lat)
+    return np.where((lat >= south) & (lat <= north), lat_cell_area_weights(lat), 0.0)
 
 
 def region_mean(field: xr.DataArray, region: str, dims: tuple[str, ...] = ("lat", "lon")) -> xr.DataArray:
     """Area-weighted mean over ``dims`` (lat, lon, and e.g. init_time) inside ``region``."""
-    if region not in REGIONS:
-        raise KeyError(f"unknown region {region!r}; known: {sorted(REGIONS)}")
-    south, north = REGIONS[region]
-    w = area_weights(field["lat"])
-    inside = (field["lat"] >= south) & (field["lat"] <= north)
-    return field.where(inside).weighted(w.where(inside, 0.0)).mean(dims)
+    w = xr.DataArray(region_row_weights(field["lat"].values, region), coords={"lat": field["lat"]}, dims="lat")
+    return field.where(w > 0).weighted(w).mean(dims)
 
 
 def weighted_rank_histogram(ranks: np.ndarray, lat: np.ndarray, members: int, region: str) -> np.ndarray:
     """Area-weighted rank frequencies (sum 1) of ranks (..., lat, lon) in ``region``, shape (M + 1,)."""
-    south, north = REGIONS[region]
-    w = np.where((lat >= south) & (lat <= north), lat_cell_area_weights(lat), 0.0)
+    w = region_row_weights(lat, region)
     weights = np.broadcast_to(w[:, None], ranks.shape[-2:])
     hist = ks.rank_histogram(ranks, members, np.broadcast_to(weights, ranks.shape))
     return hist / hist.sum()
@@ -167,13 +166,13 @@ __all__ = [
     "REGIONS",
     "IncompleteEnsembleError",
     "align_truth",
-    "area_weights",
     "best_member_squared_error",
     "crps",
     "extreme_forecast_index",
     "open_ensemble",
     "outside_range",
     "region_mean",
+    "region_row_weights",
     "truth_rank",
     "weighted_rank_histogram",
 ]

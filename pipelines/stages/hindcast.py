@@ -9,6 +9,7 @@ Store layout: ``swarmcast.ops.ensemble_store``; perturbations: ``swarmcast.ops.p
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -19,7 +20,13 @@ from pydantic import Field, model_validator
 from swarmcast.ops import __version__
 from swarmcast.ops.channels import channel_info
 from swarmcast.ops.checkpoint import CheckpointError, check_compatible, read_meta, weights_hash
-from swarmcast.ops.ensemble_store import EnsembleLayout, create_ensemble_store, done_units, store_fingerprint
+from swarmcast.ops.ensemble_store import (
+    EnsembleLayout,
+    Unit,
+    create_ensemble_store,
+    done_units,
+    store_fingerprint,
+)
 from swarmcast.ops.ensemble_summaries import SummarySpec, create_summary_arrays, merge_init
 from swarmcast.ops.perturbations import member_pattern, plan_members
 from swarmcast.ops.readers import open_climate
@@ -315,23 +322,17 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
 
     prep = Prepared(config, ctx)
     out = resolve_path(ctx.base, config.output)
-    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": [weights_hash(p) for p in prep.checkpoint_paths]}
-    fingerprint = json.loads(json.dumps(fingerprint))
-    if out.exists() and not ctx.overwrite:
-        if store_fingerprint(out) != fingerprint:
-            raise ConfigError(f"{out} was made by a different hindcast config or checkpoints; pass --overwrite")
-    else:
-        attrs = {
-            "Conventions": "CF-1.10",
-            "title": "swarmcast hindcast ensemble",
-            "source": f"swarmcast {__version__}",
-            "swarmcast_stage": fingerprint,
-            "pipeline": json.dumps(ctx.pipeline_raw),
-            "checkpoints": json.dumps({p.name: weights_hash(p) for p in prep.checkpoint_paths}),
-        }
-        extra = prep.summary_arrays if prep.summary_spec is not None else None
-        create_ensemble_store(out, prep.layout, prep.seeds(), attrs, overwrite=ctx.overwrite, extra=extra)
-    pending = sorted(set(prep.layout.units()) - done_units(out, prep.layout))
+    hashes = {p.name: weights_hash(p) for p in prep.checkpoint_paths}
+    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
+    pending = open_ensemble_output(
+        out,
+        prep.layout,
+        prep.seeds(),
+        ctx,
+        fingerprint,
+        {"title": "swarmcast hindcast ensemble", "checkpoints": json.dumps(hashes)},
+        extra=prep.summary_arrays if prep.summary_spec is not None else None,
+    )
     total = len(list(prep.layout.units()))
     merged, order = 0, []
     for dates in _date_batches(config.campaign, sorted({u.init for u in pending})):
@@ -345,6 +346,39 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         "summaries_merged": merged,
         "dates_in_order": order,
     }
+
+
+def open_ensemble_output(
+    out: Path,
+    layout: EnsembleLayout,
+    seeds: np.ndarray,
+    ctx: StageContext,
+    fingerprint: dict,
+    attrs: dict,
+    *,
+    extra: Callable[[Path], None] | None = None,
+) -> list[Unit]:
+    """Create an ensemble store (or reopen the one the same config made); its units still to do.
+
+    Shared by every stage that fills the design-§5 store (``hindcast``, ``sample-diffusion``):
+    a store made by another config is refused unless ``--overwrite``.
+    """
+    fingerprint = json.loads(json.dumps(fingerprint))
+    if out.exists() and not ctx.overwrite:
+        if store_fingerprint(out) != fingerprint:
+            kind = fingerprint.get("kind", "stage")
+            raise ConfigError(f"{out} was made by a different {kind} config or checkpoints; pass --overwrite")
+    else:
+        full = {
+            "Conventions": "CF-1.10",
+            "title": attrs.get("title", "swarmcast ensemble"),
+            "source": f"swarmcast {__version__}",
+            "swarmcast_stage": fingerprint,
+            "pipeline": json.dumps(ctx.pipeline_raw),
+            **{k: v for k, v in attrs.items() if k != "title"},
+        }
+        create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
+    return sorted(set(layout.units()) - done_units(out, layout))
 
 
 def _date_batches(campaign: CampaignSettings, dates: list[int]) -> list[list[int]]:

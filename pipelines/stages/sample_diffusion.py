@@ -19,16 +19,15 @@ import numpy as np
 import zarr
 from pydantic import Field
 
-from swarmcast.ops import __version__
 from swarmcast.ops.checkpoint import CheckpointError, weights_hash
 from swarmcast.ops.diffusion.training import FORMAT
-from swarmcast.ops.ensemble_store import EnsembleLayout, create_ensemble_store, done_units, store_fingerprint
+from swarmcast.ops.ensemble_store import EnsembleLayout
 from swarmcast.ops.perturbations.members import member_seed
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.samplers import SOLVERS
 from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.stages.hindcast import ActorSettings, InitTimes
+from swarmcast.pipelines.stages.hindcast import ActorSettings, InitTimes, open_ensemble_output
 
 HALLUCINATION = "hallucination"
 
@@ -162,24 +161,16 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
 
     prep = Prepared(config, ctx)
     out = resolve_path(ctx.base, config.output)
-    fingerprint = json.loads(
-        json.dumps(ctx.fingerprint(config) | {"checkpoint_sha256": weights_hash(prep.checkpoint_paths[0])})
+    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": weights_hash(prep.checkpoint_paths[0])}
+    sampler = json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps})
+    pending = open_ensemble_output(
+        out,
+        prep.layout,
+        prep.seeds(),
+        ctx,
+        fingerprint,
+        {"title": "swarmcast generative (diffusion) ensemble", "sampler": sampler},
+        extra=prep.hallucination_array,
     )
-    if out.exists() and not ctx.overwrite:
-        if store_fingerprint(out) != fingerprint:
-            raise ConfigError(f"{out} was made by a different sample-diffusion config or checkpoint; pass --overwrite")
-    else:
-        attrs = {
-            "Conventions": "CF-1.10",
-            "title": "swarmcast generative (diffusion) ensemble",
-            "source": f"swarmcast {__version__}",
-            "swarmcast_stage": fingerprint,
-            "pipeline": json.dumps(ctx.pipeline_raw),
-            "sampler": json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps}),
-        }
-        create_ensemble_store(
-            out, prep.layout, prep.seeds(), attrs, overwrite=ctx.overwrite, extra=prep.hallucination_array
-        )
-    pending = sorted(set(prep.layout.units()) - done_units(out, prep.layout))
     run_units(prep, out, pending, label=config.label, runner=DiffusionUnitRunner)
     return {"path": str(out), "units": len(list(prep.layout.units())), "computed": len(pending)}
