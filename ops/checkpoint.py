@@ -4,8 +4,10 @@ A *model checkpoint* (what hindcasts load) is a folder with ``weights.safetensor
 ``checkpoint.json``: model hyper-parameters, channels, grid, time step, normalisation, seed,
 data provenance, training summary and the per-channel validation RMSE at 48 h lead.
 A *training state* (what resume loads) adds ``optimizer.safetensors`` and ``state.json``
-(epoch, step, scheduler, history). Folders are written under a temporary name and renamed,
-so a killed run never leaves a half-written checkpoint where a later run would look.
+(epoch, step, scheduler, history). Model checkpoints are built in a staging folder and
+published (renamed locally, uploaded with ``checkpoint.json`` last to a URL; see
+``swarmcast.ops.storage``), so a killed run never leaves a half-written checkpoint where a
+later run would look.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from swarmcast.ops.normalization import Normalization
 from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
+from swarmcast.ops.storage import Location, location, publish, staging
 
 FORMAT = "swarmcast-sfno/1"
 WEIGHTS = "weights.safetensors"
@@ -35,36 +37,17 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, malformed, or does not fit the data it is used with."""
 
 
-def atomic_folder(final: Path) -> Path:
-    """A fresh temporary sibling of ``final`` to write into before ``commit_folder``."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def commit_folder(tmp: Path, final: Path) -> Path:
-    """Move a completely written ``tmp`` into place, replacing ``final`` if it exists."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def store_metadata_hash(path: str | os.PathLike) -> str:
+def store_metadata_hash(path: str | os.PathLike | Location) -> str:
     """sha256 of a Zarr store's root metadata (consolidated: every array's schema and attrs)."""
-    root = Path(path) / "zarr.json"
+    root = location(path) / "zarr.json"
     if not root.exists():
-        root = Path(path) / ".zmetadata"
+        root = location(path) / ".zmetadata"
     return hashlib.sha256(root.read_bytes()).hexdigest() if root.exists() else ""
 
 
-def weights_hash(folder: str | os.PathLike) -> str:
+def weights_hash(folder: str | os.PathLike | Location) -> str:
     """sha256 of a checkpoint's weights file: its content hash for provenance."""
-    return hashlib.sha256((Path(folder) / WEIGHTS).read_bytes()).hexdigest()
+    return hashlib.sha256((location(folder) / WEIGHTS).read_bytes()).hexdigest()
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -72,7 +55,7 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_model(
-    folder: Path,
+    folder: str | os.PathLike | Location,
     model: torch.nn.Module,
     meta: dict[str, Any],
     extra_files: dict[str, str] | None = None,
@@ -83,8 +66,10 @@ def save_model(
     """Write a model checkpoint atomically; ``meta`` goes into checkpoint.json and
     ``extra_files`` (name -> text, e.g. metrics.jsonl) beside it. ``kind`` is the format tag
     (SFNO steppers by default) and ``model_json`` the hyper-parameters (default
-    ``model.config.to_json()``)."""
-    tmp = atomic_folder(folder)
+    ``model.config.to_json()``). ``folder`` may be an fsspec URL."""
+    final = location(folder)
+    # the pid keeps concurrent writers (one per seed) of sibling checkpoints apart
+    tmp = staging(final, suffix=f".tmp-{os.getpid()}")
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
     save_file(_contiguous(model.state_dict()), str(tmp / WEIGHTS))
@@ -92,12 +77,12 @@ def save_model(
     full = {"format": kind, "model": hyper, **meta}
     full["weights_sha256"] = weights_hash(tmp)
     (tmp / META).write_text(json.dumps(full, indent=2))
-    return commit_folder(tmp, folder)
+    return publish(tmp, final, marker=META)
 
 
-def read_meta(folder: str | os.PathLike, kind: str = FORMAT) -> dict[str, Any]:
+def read_meta(folder: str | os.PathLike | Location, kind: str = FORMAT) -> dict[str, Any]:
     """checkpoint.json of a checkpoint folder, checked to be of format ``kind``."""
-    path = Path(folder) / META
+    path = location(folder) / META
     if not path.exists():
         raise CheckpointError(f"{folder}: not a checkpoint folder (no {META})")
     meta = json.loads(path.read_text())
@@ -106,11 +91,13 @@ def read_meta(folder: str | os.PathLike, kind: str = FORMAT) -> dict[str, Any]:
     return meta
 
 
-def verified_weights(folder: str | os.PathLike, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+def verified_weights(folder: str | os.PathLike | Location, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint folder after checking their sha256 against ``meta``."""
-    if weights_hash(folder) != meta.get("weights_sha256"):
+    # read once: hashing and loading the same bytes leaves no window for a swap in between
+    data = (location(folder) / WEIGHTS).read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
         raise CheckpointError(f"{folder}: weights do not match the hash in {META} (corrupt or replaced)")
-    return load_file(str(Path(folder) / WEIGHTS))
+    return load(data)
 
 
 def build_model(meta: dict[str, Any]) -> SFNOStepper:
@@ -121,7 +108,7 @@ def build_model(meta: dict[str, Any]) -> SFNOStepper:
     return SFNOStepper(config, mean.tolist(), std.tolist(), increment_scale(norm, config.channels))
 
 
-def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[SFNOStepper, dict]:
+def load_model(folder: str | os.PathLike | Location, device: str | torch.device = "cpu") -> tuple[SFNOStepper, dict]:
     """(model in eval mode, checkpoint.json) from a model checkpoint folder; no unpickling."""
     meta = read_meta(folder)
     model = build_model(meta)

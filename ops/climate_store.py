@@ -1,14 +1,16 @@
 """Writing climate stores: Zarr v3, dims (time, lat, lon), one float32 variable per channel.
 
-A store is written under ``<path>.partial`` and renamed into place only when complete, so a
-killed run never leaves a store at ``path`` that looks finished, and an existing store is never
-touched unless the caller asked to overwrite it (then it is replaced only at the very end).
+A store is built in a staging folder and published only when complete
+(``swarmcast.ops.storage``: a rename for local paths, an upload with the root ``zarr.json``
+last for URLs), so a killed run never leaves a store at ``path`` that looks finished, and an
+existing store is never touched unless the caller asked to overwrite it (then it is replaced
+only at the very end).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from swarmcast.ops.channels import channel_info
+from swarmcast.ops.storage import Location, discard, location, output_exists, publish, staging
 
 DEFAULT_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 # ~1 MiB per chunk of one channel: small enough that read tasks split a store over many
@@ -72,10 +75,6 @@ def climate_template(
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
 
 
-def partial_path(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
 class ClimateStoreWriter:
     """Appends snapshots in time order; each Zarr chunk is written exactly once, whole.
 
@@ -84,17 +83,15 @@ class ClimateStoreWriter:
     every snapshot arrived, adds attributes, and renames the store into place.
     """
 
-    def __init__(self, path: Path, template: xr.Dataset, *, overwrite: bool = False) -> None:
-        self.path = Path(path)
-        if self.path.exists() and not overwrite:
+    def __init__(self, path: str | os.PathLike | Location, template: xr.Dataset, *, overwrite: bool = False) -> None:
+        self.path = location(path)
+        if output_exists(self.path) and not overwrite:
             raise FileExistsError(f"{self.path} already exists (pass --overwrite to replace it)")
         self.overwrite = overwrite
         self.channels = list(template.data_vars)
         self.n_times = template.sizes["time"]
         self.time_chunk = template[self.channels[0]].data.chunksize[0]
-        self._tmp = partial_path(self.path)
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp)
+        self._tmp = staging(self.path)
         encoding = {c: {"compressors": (DEFAULT_COMPRESSOR,)} for c in self.channels}
         encoding["time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
         template.to_zarr(self._tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
@@ -106,7 +103,7 @@ class ClimateStoreWriter:
 
     @property
     def partial_store(self) -> Path:
-        """Where the store is being written until ``finish`` renames it to ``path``."""
+        """The local folder the store is built in until ``finish`` publishes it to ``path``."""
         return self._tmp
 
     @property
@@ -147,19 +144,16 @@ class ClimateStoreWriter:
             raise RuntimeError(f"store incomplete: {self._written} of {self.n_times} snapshots")
         return self._tmp
 
-    def finish(self, attrs: Mapping[str, object] | None = None) -> Path:
-        """Complete the store, add ``attrs``, consolidate metadata and rename it into place."""
+    def finish(self, attrs: Mapping[str, object] | None = None) -> Location:
+        """Complete the store, add ``attrs``, consolidate metadata and publish it to ``path``."""
         self.complete()
         if attrs:
             self._group.attrs.update(json.loads(json.dumps(dict(attrs))))
         # One writer, written once: consolidating here is safe, and readers then open the
         # store with one metadata read (and without xarray's fallback warning).
         zarr.consolidate_metadata(self._tmp, zarr_format=3)
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self._tmp.rename(self.path)
-        return self.path
+        return publish(self._tmp, self.path, marker="zarr.json")
 
     def abort(self) -> None:
         """Remove the partial store; an existing store at ``path`` stays untouched."""
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        discard(self._tmp)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from swarmcast.ops.channels import channel_info
+from swarmcast.ops.storage import Location, as_zarr, discard, location, output_exists, publish, staging
 
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 STAGE_ATTR = "swarmcast_stage"
@@ -103,23 +103,24 @@ class Unit:
 
 
 def create_ensemble_store(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Location,
     layout: EnsembleLayout,
     seeds: np.ndarray,
     attrs: Mapping[str, object],
     *,
     overwrite: bool = False,
     extra: Callable[[Path], None] | None = None,
-) -> Path:
+) -> Location:
     """Write the store's metadata and coordinates once (the coordinator's job).
 
     ``seeds``: int (n_init, n_members). ``attrs`` must hold ``swarmcast_stage`` (the config
-    fingerprint that later runs compare against). Written under ``<path>.partial`` and renamed,
-    so a store at ``path`` always has complete metadata; ``extra(partial_path)`` may add more
-    arrays (e.g. online summaries) before the metadata is consolidated.
+    fingerprint that later runs compare against). Built in a local staging folder and
+    published (``swarmcast.ops.storage``), so a store at ``path`` always has complete metadata;
+    ``extra(staging_folder)`` may add more arrays (e.g. online summaries) before the metadata
+    is consolidated. ``path`` may be an fsspec URL; workers then write their units there.
     """
-    p = Path(path)
-    if p.exists() and not overwrite:
+    p = location(path)
+    if output_exists(p) and not overwrite:
         raise FileExistsError(f"{p} already exists (pass --overwrite to replace it)")
     if STAGE_ATTR not in attrs:
         raise ValueError(f"attrs need {STAGE_ATTR!r}")
@@ -166,21 +167,21 @@ def create_ensemble_store(
     encoding["member_done"] = {"chunks": (1, layout.member_block)}
     encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
     encoding["valid_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
-    tmp = p.with_name(p.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
-    if extra is not None:
-        extra(tmp)
-    zarr.consolidate_metadata(tmp, zarr_format=3)
-    if p.exists():
-        shutil.rmtree(p)
-    tmp.rename(p)
-    return p
+    tmp = staging(p)
+    try:
+        ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+        if extra is not None:
+            extra(tmp)
+        zarr.consolidate_metadata(tmp, zarr_format=3)
+    except BaseException:
+        discard(tmp)
+        raise
+    return publish(tmp, p, marker="zarr.json")
 
 
-def store_fingerprint(path: str | os.PathLike) -> object:
+def store_fingerprint(path: str | os.PathLike | Location) -> object:
     """The config fingerprint an ensemble store was created with (None if absent)."""
-    return zarr.open_group(path, mode="r").attrs.get(STAGE_ATTR)
+    return zarr.open_group(as_zarr(path), mode="r").attrs.get(STAGE_ATTR)
 
 
 class UnitWriter:
@@ -191,9 +192,9 @@ class UnitWriter:
     the unit's ``member_done`` flags — after its data, so a done flag implies complete data.
     """
 
-    def __init__(self, path: str | os.PathLike, layout: EnsembleLayout, unit: Unit) -> None:
+    def __init__(self, path: str | os.PathLike | Location, layout: EnsembleLayout, unit: Unit) -> None:
         self.layout, self.unit = layout, unit
-        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+        group = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)
         self._arrays = [group[c] for c in layout.channels]
         self._done = group["member_done"]
         self._members = layout.member_slice(unit.checkpoint, unit.block)
@@ -230,9 +231,10 @@ class UnitWriter:
         self._done[self.unit.init, self._members] = True
 
 
-def done_units(path: str | os.PathLike, layout: EnsembleLayout) -> set[Unit]:
+def done_units(path: str | os.PathLike | Location, layout: EnsembleLayout) -> set[Unit]:
     """Units whose every member is marked done."""
-    done = np.asarray(zarr.open_group(path, mode="r", use_consolidated=False)["member_done"][...], dtype=bool)
+    group = zarr.open_group(as_zarr(path), mode="r", use_consolidated=False)
+    done = np.asarray(group["member_done"][...], dtype=bool)
     return {u for u in layout.units() if done[u.init, layout.member_slice(u.checkpoint, u.block)].all()}
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import zarr
 
 from swarmcast.kernels.moments import Moments
+from swarmcast.ops.storage import Location, as_zarr
 
 PARTIALS = "summary_partials"
 
@@ -61,7 +62,7 @@ def _array(
 
 
 def create_summary_arrays(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Location,
     spec: SummarySpec,
     shape: tuple[int, int, int, int, int],
     units: Mapping[str, str],
@@ -72,7 +73,7 @@ def create_summary_arrays(
     units per variable (for the attributes).
     """
     n_init, n_units, n_lead, nlat, nlon = shape
-    root = zarr.open_group(path, mode="r+", use_consolidated=False)
+    root = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)
     part = root.create_group(PARTIALS)
     grid, q = (n_lead, nlat, nlon), len(spec.quantiles)
     per_unit = ["init_time", "unit", "lead_time", "lat", "lon"]
@@ -151,8 +152,8 @@ class UnitSummary:
             for name, value in stats.items():
                 self.leads[k].setdefault(name, []).append(value)
 
-    def write(self, path: str | os.PathLike, init: int, unit: int) -> None:
-        part = zarr.open_group(path, mode="r+", use_consolidated=False)[PARTIALS]
+    def write(self, path: str | os.PathLike | Location, init: int, unit: int) -> None:
+        part = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)[PARTIALS]
         for v, acc in zip(self.spec.variables, self.leads, strict=True):
             for name, values in acc.items():
                 if values[0].size == 0:  # no thresholds for this variable
@@ -191,9 +192,9 @@ def pooled_quantiles(knots: np.ndarray, probs: np.ndarray, weights: np.ndarray, 
     return np.stack(out)
 
 
-def merge_init(path: str | os.PathLike, spec: SummarySpec, init: int, members_per_unit: int) -> None:
+def merge_init(path: str | os.PathLike | Location, spec: SummarySpec, init: int, members_per_unit: int) -> None:
     """Merge every unit's partials of one init time into the root summary variables."""
-    root = zarr.open_group(path, mode="r+", use_consolidated=False)
+    root = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)
     part = root[PARTIALS]
     levels = np.asarray(spec.quantiles)
     probs = np.concatenate([[0.0], levels, [1.0]])

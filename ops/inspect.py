@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import zarr
 
+from swarmcast.ops.storage import Location, as_zarr, is_remote, location
 
-def _disk_usage(path: Path) -> tuple[int, int]:
-    """(bytes, number of files) under ``path``."""
+
+def _disk_usage(path: Location) -> tuple[int, int]:
+    """(bytes, number of files or objects) under ``path``."""
+    if is_remote(path):
+        sizes = path.fs.du(path.path, total=False)
+        return int(sum(sizes.values())), len(sizes)
     size = count = 0
     for root, _, files in os.walk(path):
         for f in files:
@@ -27,7 +31,7 @@ def _human(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def describe_store(path: str | os.PathLike) -> dict:
+def describe_store(path: str | os.PathLike | Location) -> dict:
     """Facts about a Zarr store as a JSON-able dict.
 
     Keys: ``path``, ``zarr_format``, ``dims`` (name -> size), ``variables`` (name -> dims,
@@ -35,10 +39,10 @@ def describe_store(path: str | os.PathLike) -> dict:
     ``bytes`` and ``objects`` on disk, and ``members_done`` (done/total per init time) when
     the store has a ``member_done`` mask.
     """
-    p = Path(path)
+    p = location(path)
     if not p.exists():
         raise FileNotFoundError(f"store not found: {p}")
-    group = zarr.open_group(p, mode="r")
+    group = zarr.open_group(as_zarr(p), mode="r")
     dims: dict[str, int] = {}
     variables: dict[str, dict] = {}
     for name, arr in sorted(group.arrays()):

@@ -24,6 +24,7 @@ import xarray as xr
 
 from swarmcast.ops.channels import channel_from_reanalysis, channel_info, reanalysis_name
 from swarmcast.ops.normalization import ATTR, Normalization
+from swarmcast.ops.storage import Location, as_zarr, is_url
 
 _DIM_ALIASES = {"latitude": "lat", "longitude": "lon"}
 
@@ -95,7 +96,7 @@ def _open_zarr(path: str) -> xr.Dataset:
         return xr.open_zarr(path, chunks=None, decode_timedelta=True, consolidated=False)
 
 
-def open_climate(path: str | os.PathLike, channels: Sequence[str] | None = None) -> xr.Dataset:
+def open_climate(path: str | os.PathLike | Location, channels: Sequence[str] | None = None) -> xr.Dataset:
     """Open a climate store as the canonical dataset described in the module docstring.
 
     ``channels=None`` takes every channel the store has. Raises ``FileNotFoundError`` for a
@@ -103,8 +104,8 @@ def open_climate(path: str | os.PathLike, channels: Sequence[str] | None = None)
     naming the missing channels and the available ones. Attributes (including the
     ``normalization`` statistics of stores we wrote) are kept.
     """
-    spath = os.fspath(path)
-    if "://" not in spath and not Path(spath).exists():
+    spath = as_zarr(path)
+    if not is_url(spath) and not Path(spath).exists():
         raise FileNotFoundError(f"climate store not found: {spath}")
     raw = _open_zarr(spath)
     ds = _canonical_dims(raw, spath)

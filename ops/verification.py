@@ -22,6 +22,7 @@ import xarray as xr
 
 from swarmcast.kernels import ensemble_scores as ks
 from swarmcast.kernels.sphere import lat_cell_area_weights
+from swarmcast.ops.storage import as_zarr
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def open_ensemble(path: str | os.PathLike, *, require_complete: bool = True) -> 
     unfinished member are dropped (and logged); otherwise unfinished members are set to NaN.
     """
     # the stored inner chunks are (1 init, member_block, 1 lead, lat, lon); join the member blocks
-    ds = xr.open_zarr(os.fspath(path), chunks={})
+    ds = xr.open_zarr(as_zarr(path), chunks={})
     ds = ds.assign_coords({c: ds[c].compute() for c in ds.coords})  # small: keep them in memory
     joined = {
         v: (a.dims, a.data.rechunk({a.dims.index(MEMBER): -1}), a.attrs)

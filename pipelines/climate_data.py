@@ -22,6 +22,7 @@ from ray.data.block import BlockAccessor, BlockMetadata
 from swarmcast.ops.normalization import Normalization
 from swarmcast.ops.readers import open_climate, stored_normalization
 from swarmcast.ops.samples import WindowSpec, blocks_of, read_windows, window_bytes, window_starts
+from swarmcast.ops.storage import as_zarr
 
 # Measured on 2 cores (see `swarmcast bench loader`): 32 MiB blocks and two read tasks per CPU
 # beat Ray's automatic split (which made many small tasks and ran ~3x slower).
@@ -48,7 +49,7 @@ class ClimateWindowDatasource(Datasource):
         block_bytes: int = DEFAULT_BLOCK_BYTES,
     ) -> None:
         super().__init__()
-        self.path = os.fspath(path)
+        self.path = as_zarr(path)
         self.spec = spec
         self.normalization = normalization
         ds = open_climate(self.path, spec.channels)
@@ -124,7 +125,7 @@ def read_climate_windows(
         normalization = stored_normalization(open_climate(path, spec.channels))
         if normalization is None:
             raise ValueError(
-                f"{os.fspath(path)} carries no normalisation statistics; pass "
+                f"{as_zarr(path)} carries no normalisation statistics; pass "
                 "normalization=compute_normalization(...) or normalize=False"
             )
     source = ClimateWindowDatasource(path, spec, normalization if normalize else None)

@@ -18,6 +18,8 @@ from typing import Any, ClassVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from swarmcast.ops.storage import Location, is_url, location
+
 
 class ConfigError(ValueError):
     """A user error in a pipeline file or override; the message names the key path."""
@@ -72,10 +74,14 @@ class Pipeline(Strict):
     """Ordered stages."""
 
 
-def resolve_path(base: Path, value: str) -> Path:
-    """A path relative to the pipeline file's folder unless absolute (URLs pass unchanged)."""
-    if "://" in value:
-        return Path(value)
+def resolve_path(base: Path, value: str) -> Location:
+    """A path relative to the pipeline file's folder unless absolute; an fsspec URL becomes a
+    remote location (``swarmcast.ops.storage``)."""
+    if is_url(value):
+        try:
+            return location(value)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p)
 

@@ -17,6 +17,7 @@ from swarmcast.ops.diffusion.training import generate, load_diffusion
 from swarmcast.ops.ensemble_store import Unit, UnitWriter
 from swarmcast.ops.normalization import Normalization
 from swarmcast.ops.readers import open_climate
+from swarmcast.ops.storage import as_zarr
 
 
 def step_seed(member_seed: int, step: int) -> int:
@@ -63,7 +64,7 @@ class DiffusionUnitRunner:
             z = result.samples.float()
             hallucination[:, step] = result.hallucination.numpy()
             writer.write((z * self.std + self.mean).numpy()[:, None])
-        group = zarr.open_group(self.store, mode="r+", use_consolidated=False)
+        group = zarr.open_group(as_zarr(self.store), mode="r+", use_consolidated=False)
         group["hallucination"][unit.init, members] = hallucination  # before the done flags
         writer.finish()
         return unit

@@ -11,7 +11,6 @@ deterministic, so a retry or a resumed run writes the same bytes.
 from __future__ import annotations
 
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from swarmcast.ops.perturbations import BredVector, Control, CorrelatedNoise, Ga
 from swarmcast.ops.progress import Progress
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import run_unit
+from swarmcast.ops.storage import Location
 
 
 def make_perturbation(prep: Any, meta: dict) -> Perturbation:
@@ -102,7 +102,7 @@ def _max_actors(prep: Any) -> int:
     return max(1, int(res.get("CPU", 1) // a.cpus))
 
 
-def run_units(prep: Any, store: Path, pending: list[Unit], *, label: str, runner: type = UnitRunner) -> None:
+def run_units(prep: Any, store: Location, pending: list[Unit], *, label: str, runner: type = UnitRunner) -> None:
     """Compute ``pending`` units with a bounded set of per-checkpoint actors.
 
     ``runner(prep, checkpoint_index, store)`` is the actor class (``run(unit)`` computes and

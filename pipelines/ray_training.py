@@ -11,7 +11,6 @@ one each epoch while every rank reports its metrics.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Any
 import torch
 
 from swarmcast.ops.checkpoint import load_training_state, save_training_state
+from swarmcast.ops.storage import Location, is_remote, remove
 from swarmcast.pipelines.config import ConfigError
 
 
-def claim_run_state(out: Path, name: str, fingerprint: dict, *, overwrite: bool) -> None:
+def claim_run_state(out: Location, name: str, fingerprint: dict, *, overwrite: bool) -> None:
     """Tie Ray Train's resumable run state (``<out>/.ray/<name>``) to this stage config.
 
     Train V2 resumes any run with the same name and storage path, so an interrupted run of a
@@ -33,14 +33,31 @@ def claim_run_state(out: Path, name: str, fingerprint: dict, *, overwrite: bool)
     run_dir = out / ".ray" / name
     marker = out / ".ray" / f"{name}.swarmcast_stage.json"
     if overwrite:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        marker.unlink(missing_ok=True)
+        remove(run_dir)
+        remove(marker)
     elif marker.exists() and json.loads(marker.read_text()) != fingerprint:
         raise ConfigError(
             f"{run_dir} holds an unfinished training run of a different config; pass --overwrite to restart it"
         )
-    marker.parent.mkdir(parents=True, exist_ok=True)
+    if not is_remote(marker):  # object stores have no folders to create
+        marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(fingerprint))
+
+
+def _train_storage(root: Location) -> dict[str, Any]:
+    """``RunConfig`` storage arguments for run state under ``root`` (a local folder or URL).
+
+    A URL goes through the same fsspec filesystem as every other output (credentials from the
+    environment), wrapped for pyarrow, which is what Ray Train moves checkpoints with.
+    """
+    if not is_remote(root):
+        return {"storage_path": str(root.resolve())}
+    import pyarrow.fs
+
+    return {
+        "storage_path": root.path,
+        "storage_filesystem": pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(root.fs)),
+    }
 
 
 def fit_run(
@@ -48,7 +65,7 @@ def fit_run(
     loop_config: dict,
     *,
     name: str,
-    out: Path,
+    out: Location,
     workers: int,
     use_gpu: bool,
     cpus_per_worker: float,
@@ -67,7 +84,7 @@ def fit_run(
         ),
         run_config=ray.train.RunConfig(
             name=name,
-            storage_path=str((out / ".ray").resolve()),
+            **_train_storage(out / ".ray"),
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),

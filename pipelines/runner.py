@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmcast.ops.storage import Location, as_zarr, is_remote, output_exists
 from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
 from swarmcast.pipelines.context import StageContext
 
@@ -26,7 +27,7 @@ class StagePlan:
     description: str
 
 
-def _output_fingerprint(path: Path) -> dict | None:
+def _output_fingerprint(path: Location) -> dict | None:
     """The ``swarmcast_stage`` attribute of an existing Zarr store (or a folder's
     ``swarmcast_stage.json``), or None."""
     import zarr
@@ -35,7 +36,7 @@ def _output_fingerprint(path: Path) -> dict | None:
     if marker.is_file():
         return json.loads(marker.read_text())
     try:
-        attr = zarr.open_group(path, mode="r").attrs.get("swarmcast_stage")
+        attr = zarr.open_group(as_zarr(path), mode="r").attrs.get("swarmcast_stage")
     except Exception:  # not a Zarr store, or unreadable: treat as foreign
         return None
     return json.loads(attr) if isinstance(attr, str) else None
@@ -43,7 +44,7 @@ def _output_fingerprint(path: Path) -> dict | None:
 
 def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
     """Check inputs/outputs of every stage; raise ConfigError on the first problem."""
-    produced: set[Path] = set()
+    produced: set[Location] = set()
     plans = []
     for i, stage in enumerate(pipeline.stages):
         where = f"stages.{i} ({stage.label})"
@@ -52,7 +53,7 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
                 raise ConfigError(f"{where}: input not found: {p}")
         action = "run"
         for p in stage.outputs(ctx.base):
-            if not p.exists():
+            if not output_exists(p):  # at a URL, an upload cut short counts as absent
                 continue
             same = _output_fingerprint(p) == ctx.fingerprint(stage)
             if ctx.overwrite:
@@ -63,7 +64,8 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
                 action = "skip"
             else:
                 raise ConfigError(
-                    f"{where}: output {p} already exists and was not made by this stage config; "
+                    f"{where}: output {p} already exists and was not made by this stage config "
+                    "(or was left incomplete); "
                     "pass --overwrite to replace it, or choose another output path"
                 )
         produced.update(p.resolve() for p in stage.outputs(ctx.base))
@@ -121,7 +123,7 @@ def check_shared_storage(pipeline: Pipeline, ctx: StageContext, nodes: int) -> N
     shared = [Path(os.path.abspath(ctx.base / s)) for s in pipeline.shared_storage]
     for i, stage in enumerate(pipeline.stages):
         for p in [*stage.inputs(ctx.base), *stage.outputs(ctx.base)]:
-            if "://" in str(p) or any(Path(os.path.abspath(p)).is_relative_to(s) for s in shared):
+            if is_remote(p) or any(Path(os.path.abspath(p)).is_relative_to(s) for s in shared):
                 continue
             raise ConfigError(
                 f"stages.{i} ({stage.label}): {p} is a local path but the cluster has {nodes} nodes; "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,25 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 OBJECT_STORE_BYTES = 512 * 2**20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A real S3 API (moto's server) for the tests of fsspec URLs. Its address goes into the
+# environment now, before any Ray process starts, because fsspec in Ray workers (and in the
+# extra nodes of the multi-node tests) reads credentials and the endpoint from there, as it
+# would on a real cluster.
+S3_PORT = _free_port()
+os.environ.update(
+    AWS_ENDPOINT_URL=f"http://127.0.0.1:{S3_PORT}",
+    AWS_ACCESS_KEY_ID="swarmcast-test",
+    AWS_SECRET_ACCESS_KEY="swarmcast-test",
+    AWS_DEFAULT_REGION="us-east-1",
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +72,36 @@ def swe_store(ray_session, tmp_path_factory) -> Path:
     )
     run(cfg, StageContext(base=base, seed=7))
     return base / "data.zarr"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3 server on loopback (moto) for the whole session; yields its endpoint URL."""
+    server = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(S3_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", S3_PORT)) == 0:
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the moto S3 server did not start")
+    yield os.environ["AWS_ENDPOINT_URL"]
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request) -> str:
+    """A fresh bucket for one test; yields ``s3://<bucket>``."""
+    import fsspec
+
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    fs = fsspec.filesystem("s3")
+    fs.mkdir(name)
+    fs.invalidate_cache()
+    return f"s3://{name}"

@@ -31,6 +31,7 @@ from swarmcast.ops.ensemble_summaries import SummarySpec, create_summary_arrays,
 from swarmcast.ops.perturbations import member_pattern, plan_members
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import saved_steps
+from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 
@@ -349,7 +350,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
 
 
 def open_ensemble_output(
-    out: Path,
+    out: Location,
     layout: EnsembleLayout,
     seeds: np.ndarray,
     ctx: StageContext,
@@ -364,7 +365,7 @@ def open_ensemble_output(
     a store made by another config is refused unless ``--overwrite``.
     """
     fingerprint = json.loads(json.dumps(fingerprint))
-    if out.exists() and not ctx.overwrite:
+    if output_exists(out) and not ctx.overwrite:
         if store_fingerprint(out) != fingerprint:
             kind = fingerprint.get("kind", "stage")
             raise ConfigError(f"{out} was made by a different {kind} config or checkpoints; pass --overwrite")
@@ -388,12 +389,12 @@ def _date_batches(campaign: CampaignSettings, dates: list[int]) -> list[list[int
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def _merge_summaries(prep: Prepared, store: Path) -> int:
+def _merge_summaries(prep: Prepared, store: Location) -> int:
     """Merge the partial summaries of every init time whose units are all done (once each)."""
     if prep.summary_spec is None:
         return 0
     done = {(u.init, u.checkpoint, u.block) for u in done_units(store, prep.layout)}
-    flags = zarr.open_group(store, mode="r", use_consolidated=False)["summary_merged"][...]
+    flags = zarr.open_group(as_zarr(store), mode="r", use_consolidated=False)["summary_merged"][...]
     lay, merged = prep.layout, 0
     for i in range(len(lay.init_times)):
         units = [u for u in lay.units() if u.init == i]

@@ -1,14 +1,14 @@
 """Stage ``report``: a folder of PNG plots and an ``index.html`` from a scores store.
 
 With ``forecast`` and ``truth`` set it also draws maps (ensemble mean, spread, error) of the
-first init time. The folder is built under ``<output>.partial`` and renamed when complete; its
-``swarmcast_stage.json`` records the config so a rerun with the same config is skipped.
+first init time. The folder is built in a staging folder and published when complete (renamed,
+or uploaded to a URL with ``swarmcast_stage.json`` last); that file records the config so a
+rerun with the same config is skipped.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +16,7 @@ import xarray as xr
 
 from swarmcast.ops import report
 from swarmcast.ops.readers import open_climate
+from swarmcast.ops.storage import as_zarr, publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble
 from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
@@ -73,15 +74,13 @@ def _maps(config: ReportConfig, ctx: StageContext, variables: list[str], folder:
 def run(config: ReportConfig, ctx: StageContext) -> dict:
     spath = resolve_path(ctx.base, config.scores)
     try:
-        scores = xr.open_zarr(spath).load()
+        scores = xr.open_zarr(as_zarr(spath)).load()
     except FileNotFoundError as err:
         raise ConfigError(f"scores: {err}") from None
     if "crps" not in scores:
         raise ConfigError(f"scores: {spath} is not a scores store (no 'crps' variable)")
     out = resolve_path(ctx.base, config.output)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging(out)
     variables = [str(v) for v in scores["variable"].values]
     figures = [
         report.plot_scores_vs_lead(scores, tmp),
@@ -94,9 +93,7 @@ def run(config: ReportConfig, ctx: StageContext) -> dict:
     config_shown = {"report": config.model_dump(mode="json"), "pipeline": ctx.pipeline_raw}
     report.write_index(tmp, scores, figures, config_shown, config.title)
     (tmp / STAGE_FILE).write_text(json.dumps(ctx.fingerprint(config)))
-    if out.exists():
-        shutil.rmtree(out)  # only reached with --overwrite: the runner refuses otherwise
-    tmp.rename(out)
+    publish(tmp, out, marker=STAGE_FILE)  # replaces an old report only with --overwrite (runner)
     index = out / "index.html"
     print(f"[{config.label}] report: {index}")
     return {"path": str(out), "index": str(index), "figures": len(figures)}

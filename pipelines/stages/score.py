@@ -2,14 +2,14 @@
 
 Runs lazily on dask over the ensemble store opened by ``swarmcast.ops.verification`` (member
 axis in one chunk per init time and lead), computes the metrics of
-``swarmcast.ops.scoring.score_ensemble`` and writes them under ``<output>.partial`` before
-renaming, so an interrupted run never leaves a half-written scores store.
+``swarmcast.ops.scoring.score_ensemble`` and writes them in a staging folder that is published
+when complete (``swarmcast.ops.storage``), so an interrupted run never leaves a half-written
+scores store.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +19,7 @@ from pydantic import Field
 from swarmcast.ops import __version__
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.scoring import score_ensemble
+from swarmcast.ops.storage import publish, staging
 from swarmcast.ops.verification import IncompleteEnsembleError, align_truth, open_ensemble
 from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
@@ -118,11 +119,8 @@ def run(config: ScoreConfig, ctx: StageContext) -> dict:
         pipeline=json.dumps(ctx.pipeline_raw),
     )
     out = resolve_path(ctx.base, config.output)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = staging(out)
     scores.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)
-    if out.exists():
-        shutil.rmtree(out)  # only reached with --overwrite: the runner refuses otherwise
-    tmp.rename(out)
+    publish(tmp, out, marker="zarr.json")  # replaces an old output only with --overwrite (runner)
     print(f"[{config.label}] scored {len(variables)} variables x {ens.sizes['init_time']} init times -> {out}")
     return {"path": str(out), "variables": variables, "members": int(ens.sizes["member"])}

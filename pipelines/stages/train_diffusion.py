@@ -21,6 +21,7 @@ from swarmcast.ops.diffusion.model import DiffusionSpec
 from swarmcast.ops.images import ImageSource, list_items, load_items, split_items
 from swarmcast.ops.readers import infer_time_step, open_climate, stored_normalization
 from swarmcast.ops.samples import WindowSpec, read_windows, window_starts
+from swarmcast.ops.storage import is_remote
 from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ray_training import claim_run_state
@@ -155,7 +156,10 @@ class Prepared:
 
     def _images(self, config: TrainDiffusionConfig, ctx: StageContext) -> None:
         d = config.data
-        path = str(resolve_path(ctx.base, d.path)) if d.path else None
+        where = resolve_path(ctx.base, d.path) if d.path else None
+        if where is not None and is_remote(where):
+            raise ConfigError(f"data.path: {where}: image folders and .npz files are read from local paths only")
+        path = str(where) if where is not None else None
         self.source = ImageSource(d.kind, path)  # type: ignore[arg-type]
         try:
             items = list_items(self.source)

@@ -23,6 +23,7 @@ from swarmcast.ops.progress import Progress
 from swarmcast.ops.readers import infer_time_step, open_climate, stored_normalization
 from swarmcast.ops.samples import WindowSpec, window_starts
 from swarmcast.ops.sfno import INTERNAL_GRIDS, SFNOConfig
+from swarmcast.ops.storage import is_remote
 from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ray_training import claim_run_state
@@ -226,7 +227,8 @@ def run(config: TrainSFNOConfig, ctx: StageContext) -> dict:
 
     prepared = Prepared(config, ctx)
     out = resolve_path(ctx.base, config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if not is_remote(out):  # object stores have no folders to create
+        out.mkdir(parents=True, exist_ok=True)
     fingerprint = ctx.fingerprint(config)
     seeds, skipped = [], []
     for s in config.seed_list(ctx.seed):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.climate_store import ClimateStoreWriter, climate_template, partial_path
+from swarmcast.ops.climate_store import ClimateStoreWriter, climate_template
 from swarmcast.ops.inspect import describe_store, format_description
 
 
@@ -34,7 +34,7 @@ def test_odd_sized_blocks_round_trip_and_metadata(tmp_path):
     np.testing.assert_array_equal(ds["t2m"].values, data[:, 1])
     assert ds["z500"].attrs["units"] == "m2 s-2" and ds["t2m"].attrs["standard_name"] == "air_temperature"
     assert ds["lat"].attrs["units"] == "degrees_north" and ds.attrs["extra"] == {"a": 1}
-    assert not partial_path(path).exists()
+    assert not path.with_name(path.name + ".partial").exists()
     d = describe_store(path)
     assert d["dims"] == {"time": 10, "lat": 3, "lon": 4}
     assert d["variables"]["z500"]["chunks"] == [4, 3, 4]
@@ -83,7 +83,7 @@ def test_existing_store_is_refused_and_never_touched(tmp_path):
         w2.finish()
     w2.abort()
     np.testing.assert_array_equal(xr.open_zarr(path)["z500"].values, before)
-    assert not partial_path(path).exists()
+    assert not path.with_name(path.name + ".partial").exists()
 
 
 def test_shape_and_overflow_errors(tmp_path):

@@ -187,6 +187,28 @@ def test_submit_wait_runs_the_hindcast_on_the_cluster_once(cluster, swe_store, r
     assert "units written" in logs
 
 
+def test_a_hindcast_on_two_nodes_writes_one_store_at_an_s3_url(cluster, swe_store, reference, s3_bucket, tmp_path):
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    fs.put(f"{swe_store}/", f"{s3_bucket}/data.zarr", recursive=True)
+    for s in (0, 1):
+        write_untrained_checkpoint(tmp_path / "ckpt" / f"seed-{s}", swe_store, s)
+        fs.put(f"{tmp_path / 'ckpt' / f'seed-{s}'}/", f"{s3_bucket}/checkpoints/seed-{s}", recursive=True)
+    urls = {k: f"{s3_bucket}/{HINDCAST[k]}" for k in ("data", "checkpoints", "output")}
+    # no shared_storage: every path is a URL that both nodes reach
+    path = tmp_path / "w" / "pipeline.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump({"name": "cluster-test", "seed": 4, "stages": [{**HINDCAST, **urls}]}))
+    out = cluster.swarmcast("submit", str(path), "--address", cluster.jobs, "--wait")
+    assert out.returncode == 0, out.stderr[-3000:]
+    fs.invalidate_cache()
+    prefix = urls["output"].removeprefix("s3://")
+    got = {k.removeprefix(prefix + "/"): fs.cat_file(k) for k in fs.find(prefix)}
+    assert same_store(got, reference)  # the cluster's actors wrote every shard into the one store
+    assert not (path.parent / "hindcast.zarr").exists()
+
+
 def test_a_worker_node_killed_mid_hindcast_still_completes_the_same_store(cluster, swe_store, reference, tmp_path):
     path = workdir(tmp_path / "w", swe_store, [HINDCAST])
     out = cluster.swarmcast("submit", str(path), "--address", cluster.jobs)
