@@ -189,3 +189,39 @@ def test_publish_uploads_the_staged_folder_and_needs_its_marker(s3_bucket, tmp_p
     assert sorted(fs.find(final.path)) == [f"{final.path}/marker.json", f"{final.path}/sub/a.bin"]
     assert fs.cat_file(f"{final.path}/sub/a.bin") == b"a" * 1000
     assert not staged.exists()  # the local staging folder is gone once published
+
+
+def test_diffusion_training_and_sampling_on_urls(s3_run, s3_bucket, tmp_path):
+    data = f"{s3_run[0]}/data.zarr"
+    model = f"{s3_bucket}/swe-model"
+    train = {
+        "kind": "train-diffusion",
+        "output": model,
+        "data": {"kind": "climate", "path": data},
+        "model": {"width": 16, "num_layers": 2},
+        "train": {"epochs": 1, "batch_size": 8},
+        "scaling": {"cpus_per_worker": 0.5},
+    }
+    sample = {
+        "kind": "sample-diffusion",
+        "checkpoint": model,
+        "data": data,
+        "output": f"{s3_bucket}/generative.zarr",
+        "init_times": {"times": ["2002-01-02T00"]},
+        "lead_hours": 12,
+        "members": 4,
+        "member_block": 2,
+        "nfe": 4,
+        "actors": {"cpus": 0.5},
+    }
+    results = run(tmp_path, [train, sample])
+    assert results[0]["trained"] and results[1]["computed"] == 2
+    ds = xr.open_zarr(sample["output"])
+    assert dict(ds.sizes) == {"init_time": 1, "member": 4, "lead_time": 3, "lat": 16, "lon": 32}
+    assert ds["member_done"].values.all() and np.isfinite(ds["hallucination"].values[:, :, 1:]).all()
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    assert fs.find(f"{s3_bucket}/.swe-model.train")  # Ray Train's run state went to the bucket
+    assert not any(tmp_path.iterdir())
+    again = run(tmp_path, [train, sample])
+    assert again[0]["trained"] is False and again[1]["computed"] == 0
