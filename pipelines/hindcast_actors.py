@@ -2,15 +2,16 @@
 
 Each actor loads its checkpoint once (on its GPU share when ``actors.use_gpu``) and runs that
 checkpoint's units one after another: read the analysis history, perturb, roll out, write the
-unit's shards, set its done flags. The driver keeps at most ``max_actors`` actors alive,
-starts an actor per checkpoint with pending units, and when an actor dies replaces it and
-redoes its unit (shards are rewritten whole, so the result is identical). Units are
-deterministic, so a retry or a resumed run writes the same bytes.
+unit's shards, set its done flags. The driver keeps at most ``max_actors`` actors alive and
+starts an actor per checkpoint with released units (a campaign releases a few init dates at a
+time: ``swarmcast.pipelines.campaign``). When an actor dies the driver replaces it and redoes
+its unit (shards are rewritten whole, so the result is identical). Units are deterministic, so
+a retry or a resumed run writes the same bytes.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict, deque
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from swarmcast.ops.progress import Progress
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import run_unit
 from swarmcast.ops.storage import Location
+from swarmcast.pipelines.campaign import DateWindow
 
 
 def make_perturbation(prep: Any, meta: dict) -> Perturbation:
@@ -102,30 +104,52 @@ def _max_actors(prep: Any) -> int:
     return max(1, int(res.get("CPU", 1) // a.cpus))
 
 
-def run_units(prep: Any, store: Location, pending: list[Unit], *, label: str, runner: type = UnitRunner) -> None:
+def run_units(
+    prep: Any,
+    store: Location,
+    pending: list[Unit],
+    *,
+    label: str,
+    runner: type = UnitRunner,
+    window: DateWindow | None = None,
+) -> None:
     """Compute ``pending`` units with a bounded set of per-checkpoint actors.
 
     ``runner(prep, checkpoint_index, store)`` is the actor class (``run(unit)`` computes and
     writes one unit): ``UnitRunner`` for SFNO hindcasts, the diffusion sampler's for
-    generative ensembles; the scheduling, reuse and redo-on-death are the same.
+    generative ensembles; the scheduling, reuse and redo-on-death are the same. ``window``
+    (a campaign) releases the units of a few init dates at a time; by default all at once.
+    At most one actor per checkpoint runs at a time, so each loads its checkpoint once and
+    works through that checkpoint's released units in date priority order.
     """
     remote_runner = ray.remote(runner).options(**_actor_options(prep))
-    by_checkpoint: dict[int, deque[Unit]] = {}
-    for u in pending:
-        by_checkpoint.setdefault(u.checkpoint, deque()).append(u)
-    queue = deque(sorted(by_checkpoint))
+    window = window or DateWindow(pending)
+    queued: dict[int, deque[Unit]] = defaultdict(deque)  # checkpoint -> released units
     active: dict[Any, tuple[int, Any, Unit]] = {}  # ref -> (checkpoint, actor, unit)
+    busy: set[int] = set()  # checkpoints with a live actor
     retries: dict[Unit, int] = {}
     limit = _max_actors(prep)
 
+    def release(units: list[Unit]) -> None:
+        for u in units:
+            queued[u.checkpoint].append(u)
+
     def start(ck: int, actor: Any = None) -> None:
         actor = actor or remote_runner.remote(prep, ck, str(store))
-        unit = by_checkpoint[ck].popleft()
+        busy.add(ck)
+        unit = queued[ck].popleft()
         active[actor.run.remote(unit)] = (ck, actor, unit)
 
+    def fill() -> None:
+        for ck in sorted(queued):
+            if len(active) >= limit:
+                return
+            if queued[ck] and ck not in busy:
+                start(ck)
+
     with Progress(f"{label}: units", len(pending), "units") as bar:
-        while queue and len(active) < limit:
-            start(queue.popleft())
+        release(window.release())
+        fill()
         while active:
             ready, _ = ray.wait(list(active), num_returns=1)
             ck, actor, unit = active.pop(ready[0])
@@ -135,14 +159,15 @@ def run_units(prep: Any, store: Location, pending: list[Unit], *, label: str, ru
                 retries[unit] = retries.get(unit, 0) + 1
                 if retries[unit] > prep.config.actors.max_unit_retries:
                     raise RuntimeError(f"unit {unit} failed {retries[unit]} times; rerun to resume") from None
-                by_checkpoint[ck].appendleft(unit)  # redo it on a fresh actor
+                queued[ck].appendleft(unit)  # redo it on a fresh actor
                 start(ck)
                 continue
             bar.update(1)
-            if by_checkpoint[ck]:
+            release(window.finished(unit))
+            if queued[ck]:
                 start(ck, actor)  # reuse the loaded checkpoint
             else:
                 ray.kill(actor)
-                if queue:
-                    start(queue.popleft())
+                busy.discard(ck)
+            fill()
         bar.summary = f"{len(pending)} units written"

@@ -32,6 +32,7 @@ from swarmcast.ops.perturbations import member_pattern, plan_members
 from swarmcast.ops.readers import open_climate
 from swarmcast.ops.rollout import saved_steps
 from swarmcast.ops.storage import Location, as_zarr, output_exists
+from swarmcast.pipelines.campaign import DateWindow
 from swarmcast.pipelines.config import ConfigError, StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 
@@ -118,7 +119,7 @@ class CampaignSettings(Strict):
     """How many init dates run at once, and in which order (HENS: a job array, two dates at a time)."""
 
     max_concurrent_dates: int | None = Field(None, ge=1)
-    """Dates in flight at once; None: all. Each batch of dates finishes (and is merged) before the next."""
+    """Dates in flight at once; None: all. When a date finishes (and is merged) the next one starts."""
     order: Literal["oldest-first", "newest-first"] = "oldest-first"
     """Priority of the dates."""
 
@@ -335,17 +336,22 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         extra=prep.summary_arrays if prep.summary_spec is not None else None,
     )
     total = len(list(prep.layout.units()))
-    merged, order = 0, []
-    for dates in _date_batches(config.campaign, sorted({u.init for u in pending})):
-        run_units(prep, out, [u for u in pending if u.init in dates], label=config.label)
-        merged += _merge_summaries(prep, out)  # a finished batch of dates is final at once
-        order += [str(prep.layout.init_times[i].astype("datetime64[h]")) for i in dates]
+    merged = [_merge_summaries(prep, out)]  # dates a killed run finished but did not merge
+    window = DateWindow(
+        pending,
+        order=config.campaign.order,
+        max_dates=config.campaign.max_concurrent_dates,
+        # a finished date is final at once: analysts can open its summaries mid-campaign
+        on_date_done=lambda _: merged.append(_merge_summaries(prep, out)),
+    )
+    run_units(prep, out, pending, label=config.label, window=window)
     return {
         "path": str(out),
         "units": total,
         "computed": len(pending),
-        "summaries_merged": merged,
-        "dates_in_order": order,
+        "summaries_merged": sum(merged),
+        "dates_in_order": [str(prep.layout.init_times[i].astype("datetime64[h]")) for i in window.completed],
+        "most_dates_at_once": window.most_open,
     }
 
 
@@ -380,13 +386,6 @@ def open_ensemble_output(
         }
         create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
     return sorted(set(layout.units()) - done_units(out, layout))
-
-
-def _date_batches(campaign: CampaignSettings, dates: list[int]) -> list[list[int]]:
-    """Init-time indices with pending units, in priority order, ``max_concurrent_dates`` at a time."""
-    ordered = sorted(dates, reverse=campaign.order == "newest-first")
-    size = campaign.max_concurrent_dates or max(1, len(ordered))
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _merge_summaries(prep: Prepared, store: Location) -> int:

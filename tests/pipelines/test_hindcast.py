@@ -248,11 +248,11 @@ def test_saved_variables_and_lead_subsampling_match_the_full_store(reference, in
     np.testing.assert_array_equal(small["vo"].values, full["vo"].values[:, :, ::2])
 
 
-def test_campaign_runs_dates_in_priority_order_a_batch_at_a_time(reference, inputs, tmp_path):
+def test_campaign_runs_dates_in_priority_order_one_at_a_time(reference, inputs, tmp_path):
     ref_path, _ = reference
     base = workdir(tmp_path, inputs)
     stage = {**STAGE, "campaign": {"max_concurrent_dates": 1, "order": "newest-first"}}
     (result,) = run(base, stage)
-    assert result["dates_in_order"] == ["2001-01-02T00", "2001-01-01T18"]
+    assert result["dates_in_order"] == ["2001-01-02T00", "2001-01-01T18"] and result["most_dates_at_once"] == 1
     ref, got = files(ref_path), files(base / "hindcast.zarr")
     assert got.keys() == ref.keys() and all(got[k] == ref[k] for k in ref if k != "zarr.json")
