@@ -80,7 +80,7 @@ class ClimateStoreWriter:
 
     ``write(fields)`` takes float32 (n, channels, lat, lon) blocks of any size; they are
     buffered up to chunk boundaries so no chunk is ever rewritten. ``finish()`` checks that
-    every snapshot arrived, adds attributes, and renames the store into place.
+    every snapshot arrived, adds attributes, and publishes the store to ``path``.
     """
 
     def __init__(self, path: str | os.PathLike | Location, template: xr.Dataset, *, overwrite: bool = False) -> None:
