@@ -2,8 +2,8 @@
 
 Conventions: ``ens`` holds the members along ``axis`` (default 0) and ``obs`` has the shape of
 ``ens`` without that axis; results have the shape of ``obs`` unless stated. Units are those of
-the data (CRPS, errors) or its square (variances). Formulas follow WeatherBench2 and
-``../shared/reference/verification-and-zarr.md``:
+the data (CRPS, errors) or its square (variances). Formulas follow WeatherBench2 (Rasp et al.
+2024) and the papers named with each:
 
 * fair CRPS = mean_m |x_m - y| - 1/(2 M (M-1)) sum_{i,j} |x_i - x_j|. The pair sum is computed
   in O(M log M) from the sorted members: sum_{i,j} |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i)

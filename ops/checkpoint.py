@@ -1,4 +1,4 @@
-"""Checkpoint folders (design §4): safetensors weights plus JSON, never a pickle.
+"""Checkpoint folders (ARCHITECTURE.md, "Checkpoints and training"): safetensors weights plus JSON, never a pickle.
 
 A *model checkpoint* (what hindcasts load) is a folder with ``weights.safetensors`` and
 ``checkpoint.json``: model hyper-parameters, channels, grid, time step, normalisation, seed,
@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from safetensors.torch import load, load_file, save_file
 
-from swarmcast.ops.normalization import Normalization
-from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
+from swarmcast.ops.data.normalization import Normalization
+from swarmcast.ops.errors import InputError
+from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper, increment_scale
 from swarmcast.ops.storage import Location, location, publish, staging
 
 FORMAT = "swarmcast-sfno/1"
@@ -33,7 +34,7 @@ META = "checkpoint.json"
 STATE = "state.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint is missing, malformed, or does not fit the data it is used with."""
 
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import zarr
 
+from swarmcast.ops.errors import InputError, InputNotFoundError
 from swarmcast.ops.storage import Location, as_zarr, is_remote, location
 
 
@@ -41,8 +42,11 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
     """
     p = location(path)
     if not p.exists():
-        raise FileNotFoundError(f"store not found: {p}")
-    group = zarr.open_group(as_zarr(p), mode="r")
+        raise InputNotFoundError(f"store not found: {p}")
+    try:
+        group = zarr.open_group(as_zarr(p), mode="r")
+    except zarr.errors.NodeNotFoundError:
+        raise InputError(f"{p} is not a Zarr store (no zarr.json at its root)") from None
     dims: dict[str, int] = {}
     variables: dict[str, dict] = {}
     for name, arr in sorted(group.arrays()):

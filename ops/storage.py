@@ -26,7 +26,10 @@ import tempfile
 from pathlib import Path
 from typing import TypeAlias
 
+import xarray as xr
 from upath import UPath
+
+from swarmcast.ops.errors import InputError, InputNotFoundError
 
 Location: TypeAlias = Path | UPath
 """A local ``Path`` or a remote ``UPath``."""
@@ -141,6 +144,19 @@ def is_published(final: Location, marker: str) -> bool:
 OUTPUT_MARKERS = ("zarr.json", "checkpoint.json", "swarmcast_stage.json")
 
 
+def open_zarr_dataset(path: str | os.PathLike | UPath, **kwargs: object) -> xr.Dataset:
+    """``xr.open_zarr(path, **kwargs)``; a path that holds no Zarr store is an ``InputError``
+    naming it (zarr itself says "No group found" or raises a bare ``FileNotFoundError``)."""
+    import zarr
+
+    try:
+        return xr.open_zarr(as_zarr(path), **kwargs)  # type: ignore[arg-type]
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        if not location(path).exists():
+            raise InputNotFoundError(f"{as_zarr(path)}: no such store") from None
+        raise InputError(f"{as_zarr(path)} is not a Zarr store (no zarr.json at its root)") from None
+
+
 def output_exists(p: Location) -> bool:
     """Whether an output is at ``p``: anything at a local path; a published output (one of
     ``OUTPUT_MARKERS``) at a URL, where an upload cut short leaves objects but no marker."""
@@ -157,6 +173,7 @@ __all__ = [
     "is_remote",
     "is_url",
     "location",
+    "open_zarr_dataset",
     "output_exists",
     "publish",
     "remove",

@@ -1,6 +1,8 @@
 """The ``swarmcast`` command: run pipelines, the demo, inspect stores, and benchmarks.
 
-User errors (bad config, missing inputs, existing outputs) print one line and exit 2.
+User errors (``swarmcast.ops.errors.InputError``: bad config, missing inputs, existing outputs;
+``ClusterError``: an unreachable or refusing cluster) print one line per problem and exit 2.
+Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from pathlib import Path
 
 import yaml
 
-from swarmcast.ops import __version__
+from swarmcast.ops.errors import InputError
+from swarmcast.pipelines.cluster.jobs import ClusterError, JobFailedError, check_version
 from swarmcast.pipelines.config import ConfigError, load_pipeline_file
-from swarmcast.pipelines.jobs import ClusterError, JobFailedError
 
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, KeyError, ClusterError)
+USER_ERRORS = (InputError, ClusterError)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -27,6 +29,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from swarmcast.pipelines.bench import BENCHES
+
     parser = argparse.ArgumentParser(prog="swarmcast", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -35,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. stages.0.grid.nlat=64")
     _add_run_options(run)
     run.add_argument("--base", help="folder relative paths resolve against (default: the pipeline file's)")
-    run.add_argument("--expect-version", help="fail unless this swarmcast version is installed (set by submit)")
+    run.add_argument(
+        "--expect-version",
+        help="fail unless this swarmcast version is installed (set by submit; default: $SWARMCAST_EXPECTED_VERSION)",
+    )
 
     submit = sub.add_parser("submit", help="submit a pipeline to a Ray cluster through its Jobs API")
     submit.add_argument("pipeline", help="pipeline YAML file")
@@ -70,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     bench = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
-    bench.add_argument("name", choices=["loader", "train", "hindcast", "crps", "sample"])
+    bench.add_argument("name", choices=sorted(BENCHES))
     bench.add_argument("params", nargs="*", help="key=value parameters")
     bench.add_argument("--address", help="Ray cluster address (default: local)")
     return parser
@@ -81,9 +88,7 @@ def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> lis
     from swarmcast.pipelines.context import StageContext
     from swarmcast.pipelines.runner import format_plan, plan_pipeline, run_pipeline
 
-    expected = getattr(args, "expect_version", None)
-    if expected and expected != __version__:
-        raise ConfigError(f"this node has swarmcast {__version__}, the submitted job needs {expected}")
+    check_version(getattr(args, "expect_version", None))
     pipeline, raw = load_pipeline_file(path, overrides)
     base = Path(args.base).resolve() if getattr(args, "base", None) else path.resolve().parent
     ctx = StageContext(base=base, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw)
@@ -135,7 +140,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from swarmcast.pipelines.jobs import submit
+    from swarmcast.pipelines.cluster.jobs import submit
 
     result = submit(
         Path(args.pipeline),
@@ -150,7 +155,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from swarmcast.pipelines import jobs
+    from swarmcast.pipelines.cluster import jobs
 
     if args.action == "list":
         for j in jobs.list_jobs(args.address):
@@ -168,7 +173,7 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from swarmcast.pipelines.schedule import Schedule, run_schedule
+    from swarmcast.pipelines.cluster.schedule import Schedule, run_schedule
 
     path = Path(args.pipeline)
     state = Path(args.state) if args.state else path.with_suffix(".schedule.jsonl")
@@ -208,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swarmcast: {err}", file=sys.stderr)
         return 1
     except USER_ERRORS as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"swarmcast: error: {msg}", file=sys.stderr)
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"swarmcast: error: {line}", file=sys.stderr)
         return 2
     return 0
 

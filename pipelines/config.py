@@ -1,10 +1,10 @@
-"""Pipeline YAML -> typed, validated config objects (design §3).
+"""Pipeline YAML -> typed, validated config objects (ARCHITECTURE.md, "Pipelines and stages").
 
 A pipeline file has a ``name``, a run ``seed`` and ordered ``stages``; each stage has a ``kind``
 (``swe-dataset``, ...), an optional ``name`` (defaults to its kind) and the kind's parameters.
 Stage configs are pydantic models with a docstring per field; unknown keys, wrong types and
-impossible values are reported as one ``ConfigError`` naming the YAML key path, with a close
-match suggested for misspelt keys. Overrides ``key=value`` address stage parameters by index
+impossible values are reported together in one ``ConfigError``, every problem naming its YAML
+key path, with a close match suggested for misspelt keys. Overrides ``key=value`` address stage parameters by index
 (``stages.0.grid.nlat=64``) or by stage name (``data.grid.nlat=64``); values are parsed as YAML.
 """
 
@@ -18,11 +18,20 @@ from typing import Any, ClassVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from swarmcast.ops.errors import InputError
 from swarmcast.ops.storage import Location, is_url, location
 
 
-class ConfigError(ValueError):
-    """A user error in a pipeline file or override; the message names the key path."""
+class ConfigError(InputError):
+    """User errors in a pipeline file, an override or the inputs it names.
+
+    ``problems`` lists every problem found, each naming its key path; the message is one
+    problem per line.
+    """
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class Strict(BaseModel):
@@ -103,28 +112,34 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def check_keys(data: Any, model: type[BaseModel], path: str) -> None:
-    """Raise ConfigError for the first key of ``data`` that ``model`` (recursively) lacks."""
+def unknown_keys(data: Any, model: type[BaseModel], path: str) -> list[str]:
+    """Every key of ``data`` that ``model`` (recursively) lacks, as "key.path: unknown key" lines."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+        return [f"{path}: expected a mapping of keys, got {type(data).__name__}"]
     fields = model.model_fields
+    problems = []
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"{path}.{key}: unknown key{_suggest(str(key), fields)}".lstrip("."))
+            problems.append(f"{path}.{key}: unknown key{_suggest(str(key), fields)}".lstrip("."))
+            continue
         sub = _nested_model(fields[key].annotation)
         if sub is not None and isinstance(value, dict):
-            check_keys(value, sub, f"{path}.{key}")
+            problems += unknown_keys(value, sub, f"{path}.{key}")
+    return problems
 
 
-def _format_validation(err: ValidationError, prefix: str) -> str:
+def _validation_problems(err: ValidationError, prefix: str) -> list[str]:
+    """One line per pydantic error; unknown keys are left to ``unknown_keys`` (with suggestions)."""
     lines = []
     for e in err.errors():
+        if e["type"] == "extra_forbidden":
+            continue
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         msg = e["msg"]
         if "input" in e and e["type"] not in ("missing",):
             msg += f" (got {e['input']!r})"
         lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)
+    return lines
 
 
 def _stage_registry() -> dict[str, type[StageConfig]]:
@@ -133,44 +148,55 @@ def _stage_registry() -> dict[str, type[StageConfig]]:
     return STAGE_CONFIGS
 
 
-def parse_stage(raw: Any, index: int) -> StageConfig:
+def _parse_stage(raw: Any, index: int) -> tuple[StageConfig | None, list[str]]:
+    """(the stage, []) or (None, every problem of this stage)."""
     path = f"stages.{index}"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'kind', got {raw!r}")
+        return None, [f"{path}: expected a mapping with a 'kind', got {raw!r}"]
     registry = _stage_registry()
     kind = raw.get("kind")
     if kind is None:
-        raise ConfigError(f"{path}.kind: missing; choose one of {sorted(registry)}")
+        return None, [f"{path}.kind: missing; choose one of {sorted(registry)}"]
     if kind not in registry:
-        raise ConfigError(
-            f"{path}.kind: unknown stage kind {kind!r}{_suggest(str(kind), registry)}; known kinds: {sorted(registry)}"
-        )
+        known = sorted(registry)
+        return None, [f"{path}.kind: unknown stage kind {kind!r}{_suggest(str(kind), registry)}; known kinds: {known}"]
     model = registry[kind]
-    check_keys(raw, model, path)
+    problems = unknown_keys(raw, model, path)
     try:
-        return model.model_validate(raw)
+        stage = model.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_validation(err, path)) from None
+        return None, problems + _validation_problems(err, path)
+    return (None, problems) if problems else (stage, [])
 
 
 def parse_pipeline(raw: Any) -> Pipeline:
-    """Validate a loaded YAML document (dict) into a Pipeline."""
+    """Validate a loaded YAML document (dict) into a Pipeline; a ``ConfigError`` lists every problem."""
     if not isinstance(raw, dict):
         raise ConfigError("pipeline file: expected a mapping with a 'stages' list")
     top = {k: v for k, v in raw.items() if k != "stages"}
-    check_keys({**top, "stages": []}, Pipeline, "")
+    problems = unknown_keys({**top, "stages": []}, Pipeline, "")
     stages_raw = raw.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
-        raise ConfigError("stages: expected a non-empty list of stages")
-    stages = [parse_stage(s, i) for i, s in enumerate(stages_raw)]
+        raise ConfigError([*problems, "stages: expected a non-empty list of stages"])
+    stages = []
+    for i, s in enumerate(stages_raw):
+        stage, stage_problems = _parse_stage(s, i)
+        problems += stage_problems
+        if stage is not None:
+            stages.append(stage)
     labels = [s.label for s in stages]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise ConfigError(f"stages: names must be unique; {dupes} repeat (set 'name:' on each)")
+        problems.append(f"stages: names must be unique; {dupes} repeat (set 'name:' on each)")
     try:
-        return Pipeline.model_validate({**top, "stages": stages})
+        pipeline = Pipeline.model_validate({**top, "stages": stages})
     except ValidationError as err:
-        raise ConfigError(_format_validation(err, "")) from None
+        # each stage's problems are listed above; the rest concern the top-level keys
+        problems += [p for p in _validation_problems(err, "") if not p.startswith("stages")]
+        pipeline = None
+    if problems or pipeline is None:
+        raise ConfigError(problems)
+    return pipeline
 
 
 def _parse_value(text: str) -> Any:

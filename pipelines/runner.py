@@ -3,18 +3,15 @@
 Before any work: each stage's inputs must exist or be written by an earlier stage; each output
 that exists must have been made by the identical stage config (then the stage is skipped as
 done) unless ``overwrite`` is set. A store made by a different config is refused, never mixed.
+Every problem of the pipeline is reported at once (ARCHITECTURE.md, "Pipelines and stages").
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-from swarmcast.ops.storage import Location, as_zarr, is_remote, output_exists
+from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
 from swarmcast.pipelines.context import StageContext
 
@@ -23,53 +20,67 @@ from swarmcast.pipelines.context import StageContext
 class StagePlan:
     stage: StageConfig
     action: str
-    """"run", "skip" (outputs exist from the same config) or "overwrite"."""
+    """"run", "skip" (outputs exist from the same config), "resume" or "overwrite"."""
     description: str
 
 
-def _output_fingerprint(path: Location) -> dict | None:
-    """The ``swarmcast_stage`` attribute of an existing Zarr store (or a folder's
-    ``swarmcast_stage.json``), or None."""
+def output_fingerprint(path: Location) -> dict | None:
+    """The stage fingerprint an existing output records, or None when it records none.
+
+    A folder's ``swarmcast_stage.json`` or a Zarr store's ``swarmcast_stage`` attribute. A path
+    that is not a Zarr group, or whose metadata is not valid JSON, records none (it was not
+    made by swarmcast, or not completely); an error reading it (permissions, a storage service
+    failing) is raised as a ``ConfigError`` naming the path, never taken for "another config".
+    """
     import zarr
 
     marker = path / "swarmcast_stage.json"
-    if marker.is_file():
-        return json.loads(marker.read_text())
     try:
+        if marker.is_file():
+            return json.loads(marker.read_text())
         attr = zarr.open_group(as_zarr(path), mode="r").attrs.get("swarmcast_stage")
-    except Exception:  # not a Zarr store, or unreadable: treat as foreign
+    except (zarr.errors.NodeNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read what made this output ({type(err).__name__}: {err})") from None
     return json.loads(attr) if isinstance(attr, str) else None
 
 
 def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
-    """Check inputs/outputs of every stage; raise ConfigError on the first problem."""
+    """Check inputs/outputs of every stage; raise one ConfigError listing every problem."""
     produced: set[Location] = set()
-    plans = []
+    plans, problems = [], []
     for i, stage in enumerate(pipeline.stages):
         where = f"stages.{i} ({stage.label})"
         for p in stage.inputs(ctx.base):
             if p.resolve() not in produced and not p.exists():
-                raise ConfigError(f"{where}: input not found: {p}")
+                problems.append(f"{where}: input not found: {p}")
         action = "run"
         for p in stage.outputs(ctx.base):
             if not output_exists(p):  # at a URL, an upload cut short counts as absent
                 continue
-            same = _output_fingerprint(p) == ctx.fingerprint(stage)
             if ctx.overwrite:
                 action = "overwrite"
             elif stage.RESUMABLE:
                 action = "resume"
-            elif same:
-                action = "skip"
             else:
-                raise ConfigError(
-                    f"{where}: output {p} already exists and was not made by this stage config "
-                    "(or was left incomplete); "
-                    "pass --overwrite to replace it, or choose another output path"
-                )
+                try:
+                    same = output_fingerprint(p) == ctx.fingerprint(stage)
+                except ConfigError as err:
+                    problems += [f"{where}: {e}" for e in err.problems]
+                    continue
+                if same:
+                    action = "skip"
+                else:
+                    problems.append(
+                        f"{where}: output {p} already exists and was not made by this stage config "
+                        "(or was left incomplete); "
+                        "pass --overwrite to replace it, or choose another output path"
+                    )
         produced.update(p.resolve() for p in stage.outputs(ctx.base))
         plans.append(StagePlan(stage, action, stage.plan(ctx.base)))
+    if problems:
+        raise ConfigError(problems)
     return plans
 
 
@@ -82,64 +93,9 @@ def format_plan(pipeline: Pipeline, plans: list[StagePlan], ctx: StageContext) -
     return "\n".join(lines)
 
 
-@contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
-    """Use the running Ray (tests), connect to ``address``, or start a private local instance."""
-    import ray
-    from ray.data import DataContext
-
-    DataContext.get_current().enable_progress_bars = False  # stage Progress lines instead
-    if ray.is_initialized():
-        yield
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray Train/Data narrate every checkpoint and dataset execution at INFO; stages print
-    # their own progress lines, so Ray's loggers in workers are kept to warnings.
-    quiet = ray.LoggingConfig(log_level="WARNING")
-    if address:
-        ray.init(address=address, log_to_driver=True, logging_config=quiet)
-    else:
-        # The dashboard serves the State API, which Ray Train's placement-group cleaner polls
-        # every second (warning when it is missing); it listens on loopback only. Ray's own gRPC
-        # ports cannot be restricted to loopback, so Ray's token authentication stays on.
-        ray.init(
-            address="local",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            log_to_driver=True,
-            logging_config=quiet,
-        )
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def check_shared_storage(pipeline: Pipeline, ctx: StageContext, nodes: int) -> None:
-    """On a cluster of several nodes, every local path must lie in a declared shared folder."""
-    if nodes <= 1:
-        return
-    # absolute but not symlink-resolved: a link inside a declared folder counts as declared
-    shared = [Path(os.path.abspath(ctx.base / s)) for s in pipeline.shared_storage]
-    for i, stage in enumerate(pipeline.stages):
-        for p in [*stage.inputs(ctx.base), *stage.outputs(ctx.base)]:
-            if is_remote(p) or any(Path(os.path.abspath(p)).is_relative_to(s) for s in shared):
-                continue
-            raise ConfigError(
-                f"stages.{i} ({stage.label}): {p} is a local path but the cluster has {nodes} nodes; "
-                "put it on shared storage and list that folder in the pipeline's shared_storage, "
-                "or use a URL every node can reach"
-            )
-
-
-def alive_nodes() -> int:
-    import ray
-
-    return sum(1 for n in ray.nodes() if n.get("Alive"))
-
-
 def run_pipeline(pipeline: Pipeline, ctx: StageContext, *, address: str | None = None) -> list[dict]:
     """Plan (raising on any problem before work starts), then run each stage."""
+    from swarmcast.pipelines.cluster.session import alive_nodes, check_shared_storage, ray_session
     from swarmcast.pipelines.stages import STAGES
 
     plans = plan_pipeline(pipeline, ctx)

@@ -105,3 +105,19 @@ def s3_bucket(s3_server, request) -> str:
     fs.mkdir(name)
     fs.invalidate_cache()
     return f"s3://{name}"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one CPU thread, as hindcast actors with ``actors.cpus < 2`` run.
+
+    With several threads torch's CPU kernels may split a batched reduction differently for a
+    batch of one member than for a block of four, which changes float32 results in the last
+    bit; bit-for-bit regeneration of a member is promised for the thread count that made it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

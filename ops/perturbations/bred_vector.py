@@ -86,6 +86,6 @@ class BredVector:
             bred = self.bred(history, unique, step)
             row = {m.index: i for i, m in enumerate(unique)}
             picks = np.array([row.get(m.index, 0) for m in members])
-            delta = bred[torch.as_tensor(picks)]
-            delta[torch.as_tensor([m.sign == 0 for m in members])] = 0
+            delta = bred[torch.as_tensor(picks, device=bred.device)]
+            delta[torch.as_tensor([m.sign == 0 for m in members], device=delta.device)] = 0
         return apply_signed(history[-1], delta, members, self.nonnegative)

@@ -1,6 +1,11 @@
-"""Pipeline stages: one module per stage kind, each a typed config plus ``run(config, ctx)``.
+"""Pipeline stages: one per stage kind, each a typed config plus ``run(config, ctx) -> summary``.
 
-``STAGES`` maps the YAML ``kind`` (the contract of design §3) to its config class and runner.
+Small stages are one module (``swe_dataset``, ``score``, ``report``); stages with a checked plan
+and a Ray worker are a package of ``stage`` (config and coordinator), ``plan`` (inputs checked
+before any work) and ``trainer`` or ``actor`` (what runs on the workers). Stages never import
+each other; what two stages share lives in ``swarmcast.pipelines.ensemble`` or ``.train``.
+``STAGES`` maps the YAML ``kind`` to its config class and runner (ARCHITECTURE.md, "Pipelines
+and stages").
 """
 
 from __future__ import annotations

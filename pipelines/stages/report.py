@@ -14,10 +14,9 @@ from typing import Literal
 
 import xarray as xr
 
-from swarmcast.ops import report
-from swarmcast.ops.readers import open_climate
+from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.storage import as_zarr, publish, staging
-from swarmcast.ops.verification import align_truth, open_ensemble
+from swarmcast.ops.verification import align_truth, open_ensemble, report
 from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
 

@@ -1,10 +1,10 @@
-"""Stage ``score``: an ensemble store against a truth store -> a scores Zarr store (design §5).
+"""Stage ``score``: an ensemble store against a truth store -> a scores Zarr store.
 
 Runs lazily on dask over the ensemble store opened by ``swarmcast.ops.verification`` (member
 axis in one chunk per init time and lead), computes the metrics of
-``swarmcast.ops.scoring.score_ensemble`` and writes them in a staging folder that is published
-when complete (``swarmcast.ops.storage``), so an interrupted run never leaves a half-written
-scores store.
+``swarmcast.ops.verification.scoring.score_ensemble`` (the scores store's layout: ARCHITECTURE.md,
+"The ensemble store") and writes them in a staging folder that is published when complete
+(``swarmcast.ops.storage``), so an interrupted run never leaves a half-written scores store.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import xarray as xr
 from pydantic import Field
 
 from swarmcast.ops import __version__
-from swarmcast.ops.readers import open_climate
-from swarmcast.ops.scoring import score_ensemble
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.errors import InputError
 from swarmcast.ops.storage import publish, staging
-from swarmcast.ops.verification import IncompleteEnsembleError, align_truth, open_ensemble
+from swarmcast.ops.verification import align_truth, open_ensemble
+from swarmcast.ops.verification.scoring import score_ensemble
 from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
 
@@ -69,11 +70,11 @@ def _open_inputs(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, xr
     fpath, tpath = resolve_path(ctx.base, config.forecast), resolve_path(ctx.base, config.truth)
     try:
         ens = open_ensemble(fpath)
-    except (KeyError, IncompleteEnsembleError, FileNotFoundError) as err:
+    except InputError as err:  # not an ensemble store, unfinished init times, no such path
         raise ConfigError(f"forecast: {err}") from None
     try:
         truth = open_climate(tpath)
-    except (KeyError, ValueError, FileNotFoundError) as err:
+    except InputError as err:  # no such store, a layout we cannot read, missing channels
         raise ConfigError(f"truth: {err}") from None
     fc_vars = [str(v) for v, a in ens.data_vars.items() if "member" in a.dims and a.ndim == 5]
     if config.variables is None:

@@ -3,7 +3,7 @@
 Each trajectory is one Ray task (a streaming generator of snapshot blocks); the driver writes
 blocks in time order through ``ClimateStoreWriter`` (every chunk written once, whole), then
 streams the finished store once to compute normalisation statistics, and renames it into
-place. The store layout is documented in ``swarmcast.ops.swe``.
+place. The store layout is documented in ``swarmcast.ops.data.swe``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pydantic import Field, model_validator
 
 from swarmcast.kernels.sphere import longitudes
 from swarmcast.ops import __version__
-from swarmcast.ops.climate_store import ClimateStoreWriter, climate_template, default_time_chunk
-from swarmcast.ops.normalization import ATTR, compute_normalization
+from swarmcast.ops.data.climate_store import ClimateStoreWriter, climate_template, default_time_chunk
+from swarmcast.ops.data.normalization import ATTR, compute_normalization
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.data.swe import SWE_CHANNELS, SWEConfig, latitudes, simulate
 from swarmcast.ops.progress import Progress
-from swarmcast.ops.readers import open_climate
-from swarmcast.ops.swe import SWE_CHANNELS, SWEConfig, latitudes, simulate
 from swarmcast.pipelines.config import StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 
@@ -36,7 +36,7 @@ class Grid(Strict):
 
 
 class SWEDatasetConfig(StageConfig):
-    """Parameters of the ``swe-dataset`` stage (see ``swarmcast.ops.swe.SWEConfig``)."""
+    """Parameters of the ``swe-dataset`` stage (see ``swarmcast.ops.data.swe.SWEConfig``)."""
 
     kind: Literal["swe-dataset"] = "swe-dataset"
     """Stage kind."""

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.climate_store import ClimateStoreWriter, climate_template
+from swarmcast.ops.data.climate_store import ClimateStoreWriter, climate_template
 from swarmcast.ops.inspect import describe_store, format_description
 
 

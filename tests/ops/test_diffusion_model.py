@@ -11,7 +11,7 @@ from swarmcast.kernels.diffusion import NoisePath, edm_coefficients, loss_weight
 from swarmcast.ops.checkpoint import load_training_state, save_training_state
 from swarmcast.ops.diffusion.model import Curriculum, DenoisingLoss, DiffusionModel, DiffusionSpec, ema_decay
 from swarmcast.ops.diffusion.training import diffusion_train_step, generate, load_diffusion, save_diffusion
-from swarmcast.ops.training import OptimConfig, make_optimizer
+from swarmcast.ops.optim import OptimConfig, make_optimizer
 
 
 @pytest.mark.parametrize("kind", ["edm", "linear", "trig"])

@@ -1,4 +1,4 @@
-"""The ensemble store: design §5 schema read back with xarray, unit ownership, done flags."""
+"""The ensemble store: ARCHITECTURE.md schema read back with xarray, unit ownership, done flags."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.ensemble_store import (
+from swarmcast.ops.ensemble.store import (
     EnsembleLayout,
     Unit,
     UnitWriter,

@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from swarmcast.ops.ensemble_store import EnsembleLayout, create_ensemble_store
-from swarmcast.ops.ensemble_summaries import (
+from swarmcast.ops.ensemble.store import EnsembleLayout, create_ensemble_store
+from swarmcast.ops.ensemble.summaries import (
     SummarySpec,
     UnitSummary,
     create_summary_arrays,
@@ -74,6 +74,10 @@ def test_merged_moments_and_exceedance_equal_those_of_all_members(tmp_path, n_un
             per_unit = np.stack([np.quantile(b, spec.quantiles, axis=0) for b in blocks])
             assert np.all(q >= per_unit.min(axis=0) - 1e-5) and np.all(q <= per_unit.max(axis=0) + 1e-5)
             assert np.abs(q - exact).mean() < 0.25 * x.std()
+            # ...and is the quantile of the units' pooled piecewise-linear CDFs, found by brute force
+            for point in [(0, 0, 0), (1, 2, 3), (2, 4, 7)]:  # (lead, lat, lon)
+                want = brute_force_pooled_quantiles(blocks, spec.quantiles, point)
+                np.testing.assert_allclose(q[(slice(None), *point)], want, atol=1e-3 * x.std())
     exceed = ds["u_exceedance"].isel(init_time=0).values
     want = np.stack([(members[:, :, 1] > t).mean(axis=0) for t in (-0.5, 0.0, 1.0)])
     np.testing.assert_allclose(exceed, want, rtol=1e-6)
@@ -91,6 +95,29 @@ def test_partials_are_one_chunk_per_unit(tmp_path):
     assert arr.chunks == (1, 1, N_LEAD, NLAT, NLON)
     written = sorted(p.name for p in (path / "summary_partials" / "h_mean" / "c" / "0").iterdir())
     assert written == ["0", "1", "2"]  # init 0: units 0, 1, 2, each its own chunk
+
+
+def brute_force_pooled_quantiles(blocks, levels, point) -> np.ndarray:
+    """Quantiles of the equal-weight mixture of the units' piecewise-linear CDFs at one grid point,
+    read off the mixture CDF evaluated on a fine grid (independent of the bisection in the code).
+
+    Each unit's CDF has knots at its own quantiles of probability 0, the levels and 1
+    (min, stored quantiles, max), which is what the units store as partial summaries.
+    """
+    probs = np.concatenate([[0.0], levels, [1.0]])
+    knots = [np.quantile(b[(slice(None), *point)], probs) for b in blocks]
+    grid = np.linspace(min(k[0] for k in knots), max(k[-1] for k in knots), 200_001)
+    cdf = np.mean([np.interp(grid, k, probs) for k in knots], axis=0)
+    return np.array([grid[np.searchsorted(cdf, p)] for p in levels])
+
+
+def test_pooled_quantile_is_the_mixture_quantile_not_an_average_of_unit_quantiles():
+    # unit A uniform on [0, 1], unit B on [10, 11], equal weight: the mixture's first quartile is
+    # A's median (0.5), while averaging the units' quartiles would give 5.25
+    knots = np.array([[0.0, 0.25, 0.5, 0.75, 1.0], [10.0, 10.25, 10.5, 10.75, 11.0]])[..., None]
+    probs = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    got = pooled_quantiles(knots, probs, np.array([0.5, 0.5]), np.array([0.25, 0.75]))
+    np.testing.assert_allclose(got[:, 0], [0.5, 10.5], atol=1e-12)
 
 
 def test_pooled_quantiles_of_identical_units_equal_the_units_quantiles():

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from swarmcast.kernels.sphere import quadrature_weights
-from swarmcast.ops.sfno import SFNOConfig, SFNOStepper
-from swarmcast.ops.training import NormalizedStep, OptimConfig, make_optimizer, rollout_loss, train_step
+from swarmcast.ops.optim import OptimConfig, make_optimizer
+from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper
+from swarmcast.ops.sfno.training import NormalizedStep, rollout_loss, train_step
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from swarmcast.ops.images import ImageSource, item_count, list_items, load_items, to_nchw
-from swarmcast.ops.testing import make_image_folder
+from support.datasets import make_image_folder
+from swarmcast.ops.data.images import ImageSource, item_count, list_items, load_items, to_nchw
 
 
 def test_digits_are_bundled_and_scaled():
@@ -76,7 +76,7 @@ def test_mixed_shapes_in_a_folder_are_refused(tmp_path):
 
 
 def test_split_items_holds_out_the_last_images_exactly():
-    from swarmcast.ops.images import ImageItem, ImageSource, item_count, list_items, load_items, split_items
+    from swarmcast.ops.data.images import ImageItem, ImageSource, item_count, list_items, load_items, split_items
 
     items = list_items(ImageSource("digits"))
     train, held = split_items(items, 180)

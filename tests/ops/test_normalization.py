@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.normalization import Normalization, compute_normalization
-from swarmcast.ops.testing import canonical_dataset
+from support.datasets import canonical_dataset
+from swarmcast.ops.data.normalization import Normalization, compute_normalization
 
 
 def test_matches_brute_force_and_skips_pairs_across_gaps():

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.readers import StoreLayoutError, available_channels, open_climate
-from swarmcast.ops.testing import (
+from support.datasets import (
     canonical_dataset,
     write_arco_era5_store,
     write_canonical_store,
     write_weatherbench2_store,
 )
+from swarmcast.ops.data.readers import StoreLayoutError, available_channels, open_climate
 
 CHANNELS = ("z500", "t850", "z850", "t2m", "u10m")
 

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from swarmcast.ops.ensemble_store import EnsembleLayout, Unit, UnitWriter, create_ensemble_store
+from swarmcast.ops.ensemble.rollout import run_unit, saved_steps
+from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, UnitWriter, create_ensemble_store
 from swarmcast.ops.perturbations import BredVector, plan_members
-from swarmcast.ops.rollout import run_unit, saved_steps
-from swarmcast.ops.sfno import SFNOConfig, SFNOStepper
+from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper
 
 CH = ("h", "u")
 
@@ -32,7 +32,7 @@ def test_saved_steps():
     assert saved_steps(8, 4) == [0, 4, 8] and saved_steps(7, 2) == [0, 2, 4, 6] and saved_steps(0, 1) == [0]
 
 
-def test_unit_rollout_equals_manual_stepping_and_regenerates_member_alone(tmp_path):
+def test_unit_rollout_equals_manual_stepping_and_regenerates_member_alone(tmp_path, one_torch_thread):
     m, h = model(), history()
     pert = BredVector([30.0, 3.0], [True, False], cycles=2)
     t0 = np.datetime64("2023-06-01T00", "ns")

@@ -15,9 +15,10 @@ from swarmcast.ops.checkpoint import (
     save_model,
     save_training_state,
 )
-from swarmcast.ops.normalization import ChannelStats, Normalization
-from swarmcast.ops.sfno import SFNOConfig, SFNOStepper, increment_scale
-from swarmcast.ops.training import NormalizedStep, OptimConfig, make_optimizer, train_step, validate
+from swarmcast.ops.data.normalization import ChannelStats, Normalization
+from swarmcast.ops.optim import OptimConfig, make_optimizer
+from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper, increment_scale
+from swarmcast.ops.sfno.training import NormalizedStep, train_step, validate
 
 CH = ("a", "b")
 NORM = Normalization({"a": ChannelStats(10.0, 2.0, 0.5), "b": ChannelStats(-1.0, 4.0, 2.0)}, 6.0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from swarmcast.ops.swe import SWEConfig, integrals, simulate
+from swarmcast.ops.data.swe import SWEConfig, integrals, simulate
 
 
 def _run(cfg: SWEConfig, k: int = 0) -> np.ndarray:

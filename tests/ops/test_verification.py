@@ -7,11 +7,11 @@ import pytest
 import xarray as xr
 import zarr
 
+from support.datasets import canonical_dataset, write_canonical_store, write_synthetic_ensemble
 from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.ops import verification as ver
-from swarmcast.ops.readers import open_climate
-from swarmcast.ops.scoring import default_ensemble_sizes, score_ensemble
-from swarmcast.ops.testing import canonical_dataset, write_canonical_store, write_synthetic_ensemble
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.verification.scoring import default_ensemble_sizes, score_ensemble
 
 INITS = ["2020-01-01T00", "2020-01-02T00", "2020-01-03T00"]
 

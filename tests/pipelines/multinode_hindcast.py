@@ -53,6 +53,7 @@ def main() -> None:
                 "done_when_removed": removed[0] if removed else None,
                 "nodes_alive": sum(n["Alive"] for n in ray.nodes()),
                 "computed": result[0]["computed"],
+                "redone": result[0]["redone"],
                 "all_done": bool(done.all()),
             }
         )

@@ -15,6 +15,8 @@ def test_bench_loader_prints_one_json_object_with_a_ratio(ray_session, capsys):
     assert code == 0
     result = json.loads(out[-1])
     assert result["bench"] == "loader" and result["windows"] == 2 * 8
+    # a window is (x_t, x_t+6h) of 4 float32 channels at 16 x 32: its size follows from the grid
+    assert result["window_mb"] == pytest.approx(2 * 4 * 16 * 32 * 4 / 1e6, abs=1e-4)
     for key in ("ratio", "direct_windows_per_s", "ray_windows_per_s", "sfno_train_samples_per_s"):
         assert result[key] > 0
     assert result["machine"]["cpus"] >= 1
@@ -98,3 +100,13 @@ def test_bench_sample_measures_every_solver_on_the_mixture(capsys):
     assert result["ratio"] == pytest.approx(
         by["euler"]["sliced_wasserstein_nfe10"] / by["dpm++2m"]["sliced_wasserstein_nfe10"], rel=1e-2
     )
+    # What the measurement must show if it measures anything (checked against the literature, not
+    # against its own output): every solver gets closer to the mixture with more NFE; no sampler
+    # beats the noise floor of two samples of the truth itself; and the second-order multistep
+    # DPM-Solver++(2M) is closer than first-order Euler at 10 NFE (Lu et al. 2022), ratio > 1.
+    floor = result["noise_floor_sliced_wasserstein"]
+    assert 0 < floor < 0.2
+    for row in result["rows"]:
+        assert row["sliced_wasserstein_nfe10"] < row["sliced_wasserstein_nfe5"], row
+        assert row["sliced_wasserstein_nfe10"] > 0.5 * floor, row
+    assert result["ratio"] > 1

@@ -110,8 +110,8 @@ def test_run_refuses_a_swarmcast_version_other_than_the_submitters(tmp_path, cap
 
 
 def test_submission_ids_name_the_work_and_change_with_it(tmp_path):
+    from swarmcast.pipelines.cluster.jobs import submission_id
     from swarmcast.pipelines.config import load_pipeline_file
-    from swarmcast.pipelines.jobs import submission_id
 
     text = "name: hc\nstages:\n  - kind: hindcast\n    init_times: {times: ['2003-01-10T00', '2003-01-12T00']}\n"
     (tmp_path / "p.yaml").write_text(text)
@@ -130,8 +130,8 @@ def test_submit_to_an_unreachable_address_fails_fast(tmp_path, capsys):
 def test_cron_schedules():
     from datetime import UTC, datetime
 
+    from swarmcast.pipelines.cluster.schedule import Schedule
     from swarmcast.pipelines.config import ConfigError
-    from swarmcast.pipelines.schedule import Schedule
 
     daily = Schedule.from_cron("0 6 * * *")
     t = datetime(2026, 11, 27, 7, 30, tzinfo=UTC)
@@ -145,3 +145,52 @@ def test_cron_schedules():
         Schedule.from_cron("0 6 * *")
     with pytest.raises(ConfigError, match=r"outside 0\.\.23"):
         Schedule.from_cron("0 25 * * *")
+
+
+def test_run_honours_the_expected_version_from_the_environment(tmp_path, capsys, monkeypatch):
+    """The variable that `submit` and the cluster/ manifests set; --expect-version is its flag twin."""
+    from swarmcast.ops import __version__
+
+    (tmp_path / "p.yaml").write_text("stages:\n  - kind: swe-dataset\n")
+    monkeypatch.setenv("SWARMCAST_EXPECTED_VERSION", "9.9.9")
+    code = main(["run", str(tmp_path / "p.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"this node has swarmcast {__version__}, the submitted job needs 9.9.9" in err
+    assert not (tmp_path / "data.zarr").exists()
+    monkeypatch.setenv("SWARMCAST_EXPECTED_VERSION", __version__)  # the same version passes
+    assert main(["run", str(tmp_path / "p.yaml"), "--dry-run"]) == 0
+
+
+def test_an_unreadable_output_is_an_error_about_reading_not_a_foreign_config(tmp_path, capsys):
+    path = write_pipeline(tmp_path)
+    store = tmp_path / "data.zarr"
+    store.mkdir()
+    (store / "zarr.json").symlink_to("zarr.json")  # reading it fails with an OSError (ELOOP)
+    code, _, err = run_cli(["run", path, "--dry-run"], capsys)
+    assert code == 2 and "cannot read what made this output" in err and "data.zarr" in err
+    assert "was not made by this stage config" not in err
+    assert (store / "zarr.json").is_symlink()  # untouched
+
+
+def test_every_missing_input_is_reported_before_any_work(tmp_path, capsys):
+    stages = [
+        {"kind": "train-sfno", "data": "missing.zarr", "checkpoints": 1},
+        {"kind": "score", "forecast": "nowhere.zarr", "truth": "missing.zarr"},
+    ]
+    code, _, err = run_cli(["run", write_pipeline(tmp_path, {"name": "t", "stages": stages})], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 3, lines
+    assert "stages.0 (train-sfno): input not found:" in lines[0] and "stages.1 (score)" in lines[2]
+
+
+def test_a_bug_is_a_traceback_not_a_one_line_user_error(ray_session, tmp_path, monkeypatch):
+    """Only input errors are one-liners: a KeyError from a bug in a stage must surface."""
+    from swarmcast.pipelines import stages
+
+    def broken(config, ctx):
+        return {}["no such key"]
+
+    monkeypatch.setitem(stages.STAGES, "swe-dataset", stages.Stage(stages.STAGES["swe-dataset"].config, broken))
+    path = write_pipeline(tmp_path)
+    with pytest.raises(KeyError, match="no such key"):
+        main(["run", str(path)])

@@ -122,3 +122,18 @@ def test_runtime_env_and_local_script():
     assert not re.search(
         r"RAY_AUTH_TOKEN\s*[:=]\s*[\"']?[0-9a-f]{16,}", "".join(p.read_text() for p in CLUSTER.iterdir())
     )
+
+
+def test_the_rayjob_entrypoint_refuses_a_cluster_of_another_version(capsys, monkeypatch):
+    """The manifest's SWARMCAST_EXPECTED_VERSION reaches `swarmcast run`'s version guard."""
+    from swarmcast.pipelines.cli import main
+
+    doc = load("kuberay-rayjob-hindcast.yaml")
+    env = yaml.safe_load(doc["spec"]["runtimeEnvYAML"])["env_vars"]
+    argv = doc["spec"]["entrypoint"].split()
+    assert argv[:2] == ["swarmcast", "run"]
+    other = env["SWARMCAST_EXPECTED_VERSION"] + ".other"
+    monkeypatch.setenv("SWARMCAST_EXPECTED_VERSION", other)
+    assert main([*argv[1:], "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"this node has swarmcast {__version__}, the submitted job needs {other}" in err

@@ -18,13 +18,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import xarray as xr
 import yaml
 
-from swarmcast.ops.testing import write_untrained_checkpoint
+from support.checkpoints import write_untrained_checkpoint
+from swarmcast.pipelines.cluster.schedule import Schedule, run_schedule
 from swarmcast.pipelines.config import parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -242,19 +244,39 @@ def test_schedule_submits_one_job_per_tick_and_a_restart_resubmits_nothing(clust
     assert len({t["tick"] for t in ticks}) == 2 and len({t["submission_id"] for t in ticks}) == 2
     # "latest" was resolved against the data: the newest analysis time names the job
     assert "2002-01-03T00" in ticks[0]["submission_id"]
+    listed = cluster.swarmcast("jobs", "list", "--address", cluster.jobs).stdout
+    assert sum(t["submission_id"] in listed for t in ticks) == 2
+
+    def wait_for(sid: str) -> str:
+        deadline, status = time.time() + 300, ""
+        while time.time() < deadline and status not in ("SUCCEEDED", "FAILED", "STOPPED"):
+            status = cluster.swarmcast("jobs", "status", sid, "--address", cluster.jobs).stdout.strip()
+            time.sleep(1)
+        return status
+
+    for t in ticks:  # both jobs run to completion
+        assert wait_for(t["submission_id"]) == "SUCCEEDED"
+    # a restart within the tick it last handled skips it (a clock that reads that tick, so the
+    # check does not depend on how fast this machine restarts a process)
+    last_tick = datetime.strptime(ticks[-1]["tick"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    handled = run_schedule(
+        path, [], Schedule.every_seconds(20), address=cluster.jobs, state=state, max_ticks=1, now=lambda: last_tick
+    )
+    last = json.loads(state.read_text().splitlines()[-1])
+    assert handled == 1 and last["tick"] == ticks[-1]["tick"] and last["action"].startswith("skipped")
+    # a restarted scheduler process handles the current tick: skipped if it was handled, else new work
     restart = cluster.swarmcast(*args, "--max-ticks", "1")
     assert restart.returncode == 0, restart.stderr[-3000:]
     last = json.loads(state.read_text().splitlines()[-1])
-    assert last["tick"] == ticks[-1]["tick"] and last["action"].startswith("skipped")
-    listed = cluster.swarmcast("jobs", "list", "--address", cluster.jobs).stdout
-    assert sum(t["submission_id"] in listed for t in ticks) == 2
-    for t in ticks:  # both jobs run to completion
-        deadline = time.time() + 300
-        status = ""
-        while time.time() < deadline and status not in ("SUCCEEDED", "FAILED", "STOPPED"):
-            status = cluster.swarmcast("jobs", "status", t["submission_id"], "--address", cluster.jobs).stdout.strip()
-            time.sleep(1)
-        assert status == "SUCCEEDED"
+    if last["tick"] == ticks[-1]["tick"]:
+        assert last["action"].startswith("skipped")
+    else:
+        assert last["tick"] > ticks[-1]["tick"] and last["action"] == "submitted", last
+        assert wait_for(last["submission_id"]) == "SUCCEEDED"  # the store is complete: nothing to do
+        ticks.append(last)
+    entries = [json.loads(line) for line in state.read_text().splitlines()]
+    submitted = [e["tick"] for e in entries if e["action"] == "submitted"]
+    assert len(submitted) == len(set(submitted)) == len(ticks)  # no tick was ever submitted twice
 
 
 def test_submission_fails_fast_without_token_at_a_wrong_address_and_with_unshared_paths(cluster, swe_store, tmp_path):

@@ -83,3 +83,33 @@ def test_bad_overrides(override, message):
 def test_override_with_unknown_key_is_caught_by_validation():
     with pytest.raises(ConfigError, match=r"stages\.0\.grid\.nlot: unknown key \(did you mean 'nlon'\?\)"):
         parse_pipeline(apply_overrides(demo_raw(), ["data.grid.nlot=8"]))
+
+
+def test_every_problem_of_a_pipeline_is_reported_at_once():
+    raw = demo_raw()
+    raw["stages"][0].update(out="x.zarr", bogus_key=1)  # two unknown keys in one stage
+    raw["stages"][1]["train"]["epochs"] = 0  # and an out-of-range value in another
+    raw["sede"] = 2  # and a misspelt top-level key
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline(raw)
+    problems = err.value.problems
+    assert "stages.0.out: unknown key (did you mean 'output'?)" in problems
+    assert "stages.0.bogus_key: unknown key" in problems
+    assert any(p.startswith("stages.1.train.epochs: Input should be greater than or equal to 1") for p in problems)
+    assert "sede: unknown key (did you mean 'seed'?)" in problems
+    assert len(problems) == 4, problems
+    assert str(err.value).splitlines() == problems
+
+
+def test_the_command_line_prints_each_problem_on_its_own_line(tmp_path, capsys):
+    from swarmcast.pipelines.cli import main
+
+    raw = demo_raw()
+    raw["stages"][0].update(out="x.zarr", bogus_key=1)
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["run", str(tmp_path / "p.yaml"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "swarmcast: error: stages.0.out: unknown key (did you mean 'output'?)",
+        "swarmcast: error: stages.0.bogus_key: unknown key",
+    ]

@@ -15,16 +15,16 @@ import torch
 import xarray as xr
 import yaml
 
+from support.checkpoints import write_untrained_checkpoint as write_checkpoint
+from support.processes import pids_running
 from swarmcast.ops.checkpoint import load_model
-from swarmcast.ops.readers import open_climate
-from swarmcast.ops.rollout import run_unit
-from swarmcast.ops.testing import pids_running
-from swarmcast.ops.testing import write_untrained_checkpoint as write_checkpoint
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.ensemble.rollout import run_unit
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.hindcast_actors import make_perturbation
 from swarmcast.pipelines.runner import run_pipeline
-from swarmcast.pipelines.stages.hindcast import HindcastConfig, Prepared
+from swarmcast.pipelines.stages.hindcast import HindcastConfig, HindcastPlan
+from swarmcast.pipelines.stages.hindcast.actor import make_perturbation
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 CH = ("h", "u", "v", "vo")
@@ -74,7 +74,7 @@ def reference(ray_session, inputs, tmp_path_factory):
 
 def test_store_has_every_coord_and_attr_of_the_design(reference):
     path, results = reference
-    assert results[0]["units"] == 4 and results[0]["computed"] == 4
+    assert results[0]["units"] == 4 and results[0]["computed"] == 4 and results[0]["redone"] == 0
     ds = xr.open_zarr(path)
     assert dict(ds.sizes) == {"init_time": 2, "member": 10, "lead_time": 3, "lat": 16, "lon": 32}
     for name in ("init_time", "lead_time", "valid_time", "lat", "lon", "checkpoint", "perturbation", "sign", "seed"):
@@ -90,10 +90,10 @@ def test_store_has_every_coord_and_attr_of_the_design(reference):
     np.testing.assert_allclose((h0[:, 1] + h0[:, 2]) / 2, h0[:, 0], rtol=1e-6)
 
 
-def test_one_member_regenerated_alone_matches_the_store(reference, inputs):
+def test_one_member_regenerated_alone_matches_the_store(reference, inputs, one_torch_thread):
     path, _ = reference
     ds = xr.open_zarr(path)
-    prep = Prepared(HindcastConfig.model_validate(STAGE), StageContext(base=path.parent, seed=3))
+    prep = HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=path.parent, seed=3))
     model, meta = load_model(prep.checkpoint_paths[1])
     member = prep.members(prep.layout.init_times[1], "seed-1")[3]  # pair 2, sign -1
     data = open_climate(prep.store, CH)
@@ -131,9 +131,11 @@ def test_killed_actor_mid_run_gives_a_bit_identical_store(reference, inputs, tmp
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    run(base)
+    (result,) = run(base)
     thread.join(timeout=5)
     assert killed, "no actor was killed"
+    assert result["redone"] >= 1, result  # the killed actor's unit really was computed again
+    assert result["actors_started"] >= 3  # one per checkpoint, and the replacement
     assert files(base / "hindcast.zarr") == files(ref_path)
 
 
@@ -187,7 +189,7 @@ def test_killed_driver_then_rerun_gives_a_bit_identical_store(reference, inputs,
 def test_bad_hindcast_inputs_fail_before_any_work(inputs, tmp_path, change, message):
     base = workdir(tmp_path, inputs)
     with pytest.raises(ConfigError, match=message):
-        Prepared(HindcastConfig.model_validate({**STAGE, **change}), StageContext(base=base))
+        HindcastPlan(HindcastConfig.model_validate({**STAGE, **change}), StageContext(base=base))
     assert not (base / "hindcast.zarr").exists()
 
 
@@ -210,7 +212,7 @@ def test_checkpoint_on_another_grid_is_refused(inputs, tmp_path):
     (tmp_path / "data.zarr").symlink_to(store)
     write_checkpoint(tmp_path / "checkpoints" / "seed-9", store, 9, nlat=8, nlon=16)
     with pytest.raises(ConfigError, match="seed-9: checkpoint grid 8x16 does not match the data grid 16x32"):
-        Prepared(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
+        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
 
 
 @pytest.mark.distributed
@@ -231,6 +233,7 @@ def test_dead_node_units_move_elsewhere_and_the_store_is_identical(reference, in
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["removed"] and report["nodes_alive"] == 1 and report["all_done"] and report["computed"] == 4, report
     assert report["done_when_removed"] < 1  # the node died with units still to do
+    assert report["redone"] >= 1  # and the unit it was computing was computed again elsewhere
     ref, got = files(ref_path), files(base / "hindcast.zarr")
     assert got.keys() == ref.keys()
     assert all(got[k] == ref[k] for k in ref if k != "zarr.json")  # root metadata holds the pipeline text

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.testing import write_untrained_checkpoint
+from support.checkpoints import write_untrained_checkpoint
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline

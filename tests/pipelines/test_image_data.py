@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from swarmcast.ops.images import ImageSource
-from swarmcast.ops.testing import make_image_folder
-from swarmcast.pipelines.image_data import read_images
+from support.datasets import make_image_folder
+from swarmcast.ops.data.images import ImageSource
+from swarmcast.pipelines.data.images import read_images
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 from PIL import Image
 
+from support.checkpoints import write_untrained_checkpoint
 from swarmcast.kernels.sphere import lat_cell_area_weights
-from swarmcast.ops.testing import write_untrained_checkpoint
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext

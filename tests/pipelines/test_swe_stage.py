@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from swarmcast.ops.normalization import Normalization, compute_normalization
-from swarmcast.ops.swe import SWEConfig, simulate
+from swarmcast.ops.data.normalization import Normalization, compute_normalization
+from swarmcast.ops.data.swe import SWEConfig, simulate
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 import xarray as xr
 
+from support.processes import pids_running
 from swarmcast.kernels.sample_quality import sliced_wasserstein
+from swarmcast.ops.data.images import ImageSource, list_items, load_items, split_items
 from swarmcast.ops.diffusion.model import DiffusionModel
 from swarmcast.ops.diffusion.training import generate, load_diffusion
-from swarmcast.ops.images import ImageSource, list_items, load_items, split_items
-from swarmcast.ops.testing import pids_running
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -101,12 +101,21 @@ def test_bad_inputs_fail_before_training(ray_session, tmp_path, change, message)
     assert not (tmp_path / "digits-model").exists()
 
 
-def test_curriculum_starts_from_the_noisiest_levels(ray_session, tmp_path):
-    stage = {**DIGITS, "train": {"epochs": 3, "batch_size": 128, "curriculum": {"clusters": 4, "patience": 1}}}
+def test_curriculum_starts_from_the_noisiest_levels_and_advances_on_a_plateau(ray_session, tmp_path):
+    # A learning rate of 1e-30 freezes the weights (each update rounds away in float32), so the
+    # validation loss is the same every epoch: a plateau, on which the curriculum must advance
+    # every `patience` (1) validations -- stage 1 twice, then stage 2 twice, ending in stage 3.
+    curriculum = {"clusters": 4, "patience": 1}
+    stage = {**DIGITS, "train": {"epochs": 4, "batch_size": 128, "lr": 1e-30, "curriculum": curriculum}}
     run(tmp_path, [stage])
     history = [json.loads(line) for line in (tmp_path / "digits-model" / "metrics.jsonl").read_text().splitlines()]
     assert history[0]["curriculum_stage"] == 1
     assert [h["curriculum_stage"] for h in history] == sorted(h["curriculum_stage"] for h in history)
+    assert [h["curriculum_stage"] for h in history] == [1, 1, 2, 2]
+    assert [h["curriculum_advanced"] for h in history] == [False, True, False, True]
+    assert len({h["val_loss"] for h in history}) == 1  # the plateau really was flat
+    _, meta = load_diffusion(tmp_path / "digits-model")
+    assert meta["training"]["curriculum"]["stage"] == 3
 
 
 def test_generative_ensemble_lands_in_a_store_that_scores(ray_session, swe_store, tmp_path):

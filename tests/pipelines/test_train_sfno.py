@@ -12,12 +12,12 @@ import pytest
 import torch
 import yaml
 
+from support.processes import pids_running
 from swarmcast.ops.checkpoint import load_model
-from swarmcast.ops.testing import pids_running
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
-from swarmcast.pipelines.stages.train_sfno import Prepared, TrainSFNOConfig
+from swarmcast.pipelines.stages.train_sfno import SFNOTrainingPlan, TrainSFNOConfig
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
@@ -103,9 +103,9 @@ def test_second_run_trains_nothing(trained):
     assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
 
 
-def _prepared(base: Path, **overrides) -> Prepared:
+def _prepared(base: Path, **overrides) -> SFNOTrainingPlan:
     cfg = TrainSFNOConfig.model_validate({**TRAIN, **overrides})
-    return Prepared(cfg, StageContext(base=base))
+    return SFNOTrainingPlan(cfg, StageContext(base=base))
 
 
 @pytest.mark.parametrize(

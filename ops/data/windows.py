@@ -1,0 +1,119 @@
+"""Training samples from a climate dataset: windows ``(x_t, x_{t+dt}, ..., x_{t+k dt})``.
+
+A window starting at time index ``i`` exists when all ``k + 1`` states are in the data at exactly
+``dt`` spacing; windows never straddle a gap in ``time`` (such as the jump between shallow-water
+trajectories). ``dt`` is ``stride`` times the data's own step. A time range keeps the windows
+that lie entirely inside it, so train and validation ranges never share a state.
+
+Windows are read in blocks of consecutive start indices: one contiguous slice of the store per
+block, then gathered in memory, so a block costs one pass over its chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from swarmcast.ops.data.normalization import Normalization
+from swarmcast.ops.data.readers import infer_time_step
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Which windows to cut from a dataset."""
+
+    channels: tuple[str, ...]
+    """Channels stacked along axis 1 of each state, in this order."""
+    steps: int = 1
+    """k: each window holds k + 1 states (1 = input/target pairs)."""
+    stride: int = 1
+    """dt in units of the data's time step (e.g. 6 for 6-hourly samples of hourly data)."""
+    start: np.datetime64 | None = None
+    """First allowed time of any state in a window (inclusive), or None."""
+    end: np.datetime64 | None = None
+    """Last allowed time of any state in a window (inclusive), or None."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if not self.channels:
+            raise ValueError("channels must not be empty")
+
+    @property
+    def span(self) -> int:
+        """Index distance from a window's first to its last state."""
+        return self.steps * self.stride
+
+
+def window_starts(times: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Start indices (int64, ascending) of every complete window in ``times``.
+
+    Because the data step is the smallest difference between times, a window whose last state
+    is exactly ``span`` steps after its first has every intermediate state at the right time.
+    """
+    t = np.asarray(times).astype("datetime64[ns]")
+    if t.size <= spec.span:
+        return np.zeros(0, dtype=np.int64)
+    step = infer_time_step(t)
+    first = t[: t.size - spec.span]
+    last = t[spec.span :]
+    ok = (last - first) == step * spec.span
+    if spec.start is not None:
+        ok &= first >= np.datetime64(spec.start, "ns")
+    if spec.end is not None:
+        ok &= last <= np.datetime64(spec.end, "ns")
+    return np.flatnonzero(ok).astype(np.int64)
+
+
+def split_evenly(starts: np.ndarray, parts: int) -> list[np.ndarray]:
+    """Split sorted start indices into at most ``parts`` contiguous, non-empty groups."""
+    parts = max(1, min(parts, len(starts)))
+    return [g for g in np.array_split(starts, parts) if len(g)]
+
+
+def blocks_of(starts: np.ndarray, max_windows: int) -> Iterator[np.ndarray]:
+    """Consecutive groups of at most ``max_windows`` start indices."""
+    for lo in range(0, len(starts), max_windows):
+        yield starts[lo : lo + max_windows]
+
+
+def read_states(ds: xr.Dataset, channels: Sequence[str], lo: int, hi: int) -> np.ndarray:
+    """States ``lo <= i < hi`` as float32 (hi - lo, channels, lat, lon), one slice per channel."""
+    return np.stack(
+        [np.asarray(ds[c].isel(time=slice(lo, hi)).values, dtype=np.float32) for c in channels],
+        axis=1,
+    )
+
+
+def read_windows(
+    ds: xr.Dataset,
+    starts: np.ndarray,
+    spec: WindowSpec,
+    normalization: Normalization | None = None,
+) -> np.ndarray:
+    """Windows at ``starts`` as float32 (n, k + 1, channels, lat, lon).
+
+    With ``normalization`` each channel is standardised: ``(x - mean) / std``.
+    """
+    if len(starts) == 0:
+        shape = (0, spec.steps + 1, len(spec.channels), ds.sizes["lat"], ds.sizes["lon"])
+        return np.zeros(shape, dtype=np.float32)
+    lo, hi = int(starts[0]), int(starts[-1]) + spec.span + 1
+    states = read_states(ds, spec.channels, lo, hi)
+    idx = (starts - lo)[:, None] + np.arange(spec.steps + 1) * spec.stride
+    windows = states[idx]
+    if normalization is not None:
+        mean, std = normalization.arrays(spec.channels)
+        windows -= mean[None, None, :, None, None]
+        windows /= std[None, None, :, None, None]
+    return windows
+
+
+def window_bytes(ds: xr.Dataset, spec: WindowSpec) -> int:
+    """Bytes of one float32 window."""
+    return 4 * (spec.steps + 1) * len(spec.channels) * ds.sizes["lat"] * ds.sizes["lon"]

@@ -1,0 +1,257 @@
+"""The ensemble store analysts open (ARCHITECTURE.md, "The ensemble store"): one Zarr v3 store per hindcast campaign.
+
+Dims ``(init_time, member, lead_time, lat, lon)``; one float32 variable per saved channel;
+coords ``valid_time(init_time, lead_time)``, per member ``checkpoint``, ``perturbation`` and
+``sign``, per (init time, member) ``seed``; a completion mask ``member_done(init_time, member)``.
+
+Members are laid out checkpoint-major: member ``m`` belongs to checkpoint
+``m // members_per_checkpoint``. A *work unit* is (init time, checkpoint, member block) and
+owns, by construction, whole shards of every variable — shards are ``(1, member_block,
+leads_per_shard, lat, lon)`` with inner chunks of one lead — and its own chunk of
+``member_done`` (``(1, member_block)``). So no shard or chunk is ever written by two units, a
+reduction over members reads ``members / member_block`` objects per lead and variable, and
+the object count per init date stays bounded. The coordinator writes all metadata once;
+workers write only data regions and then their done flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.errors import OutputExistsError
+from swarmcast.ops.storage import Location, as_zarr, discard, location, output_exists, publish, staging
+
+COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+STAGE_ATTR = "swarmcast_stage"
+
+
+@dataclass(frozen=True)
+class EnsembleLayout:
+    """Shape and chunking of an ensemble store."""
+
+    init_times: np.ndarray
+    """datetime64[ns] (n_init,)."""
+    lead_times: np.ndarray
+    """timedelta64[ns] (n_lead,), the saved leads (lead 0 = the initial state)."""
+    lat: np.ndarray
+    lon: np.ndarray
+    channels: tuple[str, ...]
+    checkpoints: tuple[str, ...]
+    """Checkpoint ids, in member order."""
+    perturbation: np.ndarray
+    """int (members_per_checkpoint,): perturbation index of each member within a checkpoint."""
+    sign: np.ndarray
+    """int (members_per_checkpoint,): +1, -1 or 0 (control)."""
+    member_block: int
+    """Members per work unit; divides members_per_checkpoint."""
+    leads_per_shard: int
+    """Leads per shard (a unit buffers this many leads before writing)."""
+
+    def __post_init__(self) -> None:
+        mpc = self.members_per_checkpoint
+        if len(self.sign) != mpc:
+            raise ValueError("perturbation and sign need one entry per member of a checkpoint")
+        if self.member_block < 1 or mpc % self.member_block:
+            raise ValueError(f"member_block {self.member_block} must divide the {mpc} members per checkpoint")
+        if not 1 <= self.leads_per_shard <= len(self.lead_times):
+            raise ValueError(f"leads_per_shard must be in 1..{len(self.lead_times)}")
+
+    @property
+    def members_per_checkpoint(self) -> int:
+        return len(self.perturbation)
+
+    @property
+    def n_members(self) -> int:
+        return self.members_per_checkpoint * len(self.checkpoints)
+
+    @property
+    def blocks_per_checkpoint(self) -> int:
+        return self.members_per_checkpoint // self.member_block
+
+    def member_slice(self, checkpoint: int, block: int) -> slice:
+        lo = checkpoint * self.members_per_checkpoint + block * self.member_block
+        return slice(lo, lo + self.member_block)
+
+    def units(self) -> Iterator[Unit]:
+        """Every work unit, init-major."""
+        for i in range(len(self.init_times)):
+            for c in range(len(self.checkpoints)):
+                for b in range(self.blocks_per_checkpoint):
+                    yield Unit(i, c, b)
+
+    def shard_shape(self) -> tuple[int, ...]:
+        return (1, self.member_block, self.leads_per_shard, len(self.lat), len(self.lon))
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One work unit: (init time index, checkpoint index, member block index)."""
+
+    init: int
+    checkpoint: int
+    block: int
+
+
+def create_ensemble_store(
+    path: str | os.PathLike | Location,
+    layout: EnsembleLayout,
+    seeds: np.ndarray,
+    attrs: Mapping[str, object],
+    *,
+    overwrite: bool = False,
+    extra: Callable[[Path], None] | None = None,
+) -> Location:
+    """Write the store's metadata and coordinates once (the coordinator's job).
+
+    ``seeds``: int (n_init, n_members). ``attrs`` must hold ``swarmcast_stage`` (the config
+    fingerprint that later runs compare against). Built in a local staging folder and
+    published (``swarmcast.ops.storage``), so a store at ``path`` always has complete metadata;
+    ``extra(staging_folder)`` may add more arrays (e.g. online summaries) before the metadata
+    is consolidated. ``path`` may be an fsspec URL; workers then write their units there.
+    """
+    p = location(path)
+    if output_exists(p) and not overwrite:
+        raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
+    if STAGE_ATTR not in attrs:
+        raise ValueError(f"attrs need {STAGE_ATTR!r}")
+    n_i, n_m, n_l = len(layout.init_times), layout.n_members, len(layout.lead_times)
+    shape = (n_i, n_m, n_l, len(layout.lat), len(layout.lon))
+    shard = layout.shard_shape()
+    data_vars: dict[str, object] = {}
+    for c in layout.channels:
+        info = channel_info(c)
+        var_attrs = {} if info is None else {"units": info.units, "long_name": info.long_name}
+        if info is not None and info.standard_name:
+            var_attrs["standard_name"] = info.standard_name
+        data_vars[c] = (
+            ("init_time", "member", "lead_time", "lat", "lon"),
+            da.zeros(shape, chunks=shard, dtype="f4"),
+            var_attrs,
+        )
+    done = da.zeros((n_i, n_m), chunks=(1, layout.member_block), dtype=bool)
+    data_vars["member_done"] = (("init_time", "member"), done, {"long_name": "member finished and fully written"})
+    ckpt_of = np.repeat(np.arange(len(layout.checkpoints)), layout.members_per_checkpoint)
+    valid = layout.init_times[:, None] + layout.lead_times[None, :]
+    coords = {
+        "init_time": (
+            "init_time",
+            layout.init_times.astype("datetime64[ns]"),
+            {"standard_name": "forecast_reference_time"},
+        ),
+        "lead_time": ("lead_time", layout.lead_times.astype("timedelta64[ns]"), {"standard_name": "forecast_period"}),
+        "valid_time": (("init_time", "lead_time"), valid.astype("datetime64[ns]"), {"standard_name": "time"}),
+        "member": ("member", np.arange(n_m), {"standard_name": "realization"}),
+        "lat": ("lat", layout.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+        "lon": ("lon", layout.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        # variable-length strings: zarr v3 has a stable spec for them, not for fixed-width UTF-32
+        "checkpoint": ("member", np.array(layout.checkpoints, dtype=object)[ckpt_of]),
+        "perturbation": ("member", np.tile(layout.perturbation, len(layout.checkpoints)).astype("int32")),
+        "sign": ("member", np.tile(layout.sign, len(layout.checkpoints)).astype("int8")),
+        "seed": (("init_time", "member"), np.asarray(seeds, dtype="int64")),
+    }
+    ds = xr.Dataset(data_vars, coords=coords, attrs=json.loads(json.dumps(dict(attrs))))
+    inner = (1, layout.member_block, 1, len(layout.lat), len(layout.lon))
+    encoding: dict[str, dict] = {
+        c: {"chunks": inner, "shards": shard, "compressors": (COMPRESSOR,)} for c in layout.channels
+    }
+    encoding["member_done"] = {"chunks": (1, layout.member_block)}
+    encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
+    encoding["valid_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
+    tmp = staging(p)
+    try:
+        ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+        if extra is not None:
+            extra(tmp)
+        zarr.consolidate_metadata(tmp, zarr_format=3)
+    except BaseException:
+        discard(tmp)
+        raise
+    return publish(tmp, p, marker="zarr.json")
+
+
+def store_fingerprint(path: str | os.PathLike | Location) -> object:
+    """The config fingerprint an ensemble store was created with (None if absent)."""
+    return zarr.open_group(as_zarr(path), mode="r").attrs.get(STAGE_ATTR)
+
+
+class UnitWriter:
+    """Writes one work unit's members lead by lead; each shard is written once, whole.
+
+    ``write(data)`` takes float32 (member_block, n, channels, lat, lon) for the next ``n``
+    saved leads; leads are buffered to shard boundaries. ``finish()`` flushes and then sets
+    the unit's ``member_done`` flags — after its data, so a done flag implies complete data.
+    """
+
+    def __init__(self, path: str | os.PathLike | Location, layout: EnsembleLayout, unit: Unit) -> None:
+        self.layout, self.unit = layout, unit
+        group = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)
+        self._arrays = [group[c] for c in layout.channels]
+        self._done = group["member_done"]
+        self._members = layout.member_slice(unit.checkpoint, unit.block)
+        self._buffer: list[np.ndarray] = []
+        self._next_lead = 0
+
+    def write(self, data: np.ndarray) -> None:
+        expected = (self.layout.member_block, len(self.layout.channels), len(self.layout.lat), len(self.layout.lon))
+        if data.ndim != 5 or (data.shape[0], *data.shape[2:]) != expected:
+            raise ValueError(f"expected (member_block, n_leads, channels, lat, lon) = {expected}, got {data.shape}")
+        self._buffer.append(np.asarray(data, dtype=np.float32))
+        self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        if not self._buffer:
+            return
+        data = np.concatenate(self._buffer, axis=1)
+        per = self.layout.leads_per_shard
+        n = data.shape[1] if final else (data.shape[1] // per) * per
+        if self._next_lead + data.shape[1] > len(self.layout.lead_times):
+            raise ValueError("more leads written than the store holds")
+        if n:
+            leads = slice(self._next_lead, self._next_lead + n)
+            for k, arr in enumerate(self._arrays):
+                arr[self.unit.init, self._members, leads] = data[:, :n, k]
+            self._next_lead += n
+        rest = data[:, n:]
+        self._buffer = [rest] if rest.shape[1] else []
+
+    def finish(self) -> None:
+        self._flush(final=True)
+        if self._next_lead != len(self.layout.lead_times):
+            raise RuntimeError(f"unit {self.unit}: {self._next_lead} of {len(self.layout.lead_times)} leads written")
+        self._done[self.unit.init, self._members] = True
+
+
+def done_units(path: str | os.PathLike | Location, layout: EnsembleLayout) -> set[Unit]:
+    """Units whose every member is marked done."""
+    group = zarr.open_group(as_zarr(path), mode="r", use_consolidated=False)
+    done = np.asarray(group["member_done"][...], dtype=bool)
+    return {u for u in layout.units() if done[u.init, layout.member_slice(u.checkpoint, u.block)].all()}
+
+
+def unit_chunk_keys(layout: EnsembleLayout, unit: Unit) -> set[tuple[int, ...]]:
+    """Shard grid indices of the data arrays that ``unit`` writes (for layout checks)."""
+    m = layout.member_slice(unit.checkpoint, unit.block).start // layout.member_block
+    n_lead_shards = -(-len(layout.lead_times) // layout.leads_per_shard)
+    return {(unit.init, m, s, 0, 0) for s in range(n_lead_shards)}
+
+
+__all__ = [
+    "EnsembleLayout",
+    "Unit",
+    "UnitWriter",
+    "create_ensemble_store",
+    "done_units",
+    "store_fingerprint",
+    "unit_chunk_keys",
+]

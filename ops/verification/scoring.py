@@ -1,0 +1,235 @@
+"""Score an ensemble against its truth: the content of the ``score`` stage's store.
+
+``score_ensemble`` returns a small ``xr.Dataset`` with a ``variable`` dim of channel names and
+a ``lead_time`` dim, plus ``region``, ``rank``, ``degree`` and ``ensemble_size`` where a metric
+needs them (ARCHITECTURE.md, "The ensemble store", describes the scores store). Spatial means
+are area-weighted (cell-area weights) and taken over init times too; root-mean quantities are
+the root of the mean (WeatherBench2's RMSE form):
+
+* ``rmse``: ensemble-mean RMSE; ``spread``: sqrt of the mean unbiased member variance;
+* ``ssr``: finite-M corrected spread-skill ratio; ``crps``: fair CRPS;
+* ``rank_histogram``: area-weighted rank frequencies (sum 1 over ``rank`` 0..M);
+* ``outlier_rate``: fraction of area where the truth is outside the members' range (a
+  consistent ensemble gives ``2 / (M + 1)``, stored as ``outlier_rate_expected``);
+* ``best_member_rmse``: root of the mean squared error of the closest member at each point;
+* ``spectrum_members`` / ``spectrum_ensemble_mean`` / ``spectrum_truth``: angular power C_l
+  (global), averaged over members and init times;
+* ``rmse_by_size`` / ``crps_by_size``: means over ``bootstrap`` random sub-ensembles of each
+  ``ensemble_size`` (drawn without replacement) of the ensemble-mean RMSE and the empirical
+  (not fair) CRPS, which both fall as members are added; the fair CRPS would stay flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from swarmcast.kernels import ensemble_scores as ks
+from swarmcast.kernels.ensemble_scores import expected_outlier_rate, spread_skill_ratio
+from swarmcast.kernels.spectra import angular_power_spectrum
+from swarmcast.ops.errors import UnknownNameError
+from swarmcast.ops.verification import metrics as ver
+
+
+def default_ensemble_sizes(members: int) -> list[int]:
+    """2, 4, 8, ... below M, then M itself."""
+    sizes, k = [], 2
+    while k < members:
+        sizes.append(k)
+        k *= 2
+    return [*sizes, members]
+
+
+class _Accumulator:
+    """Area-weighted sums per (region, lead) over init times, fed one (init, lead) block at a time.
+
+    Memory is one block: members x lat x lon float64. Each block is read once and every metric
+    (including all bootstrap sub-ensembles) is computed from it in numpy.
+    """
+
+    POINTWISE = ("mse", "variance", "crps", "outlier_rate", "best_member_mse")
+
+    def __init__(self, lat: np.ndarray, regions: Sequence[str], n_lead: int, m: int, draws: list[list[np.ndarray]]):
+        self.weights = np.stack([ver.region_row_weights(lat, r) for r in regions])  # (region, lat)
+        shape = (len(regions), n_lead)
+        self.sums = {k: np.zeros(shape) for k in self.POINTWISE}
+        self.norm = np.zeros(shape)
+        self.ranks = np.zeros((*shape, m + 1))
+        self.draws = draws
+        self.size_mse = np.zeros((*shape, sum(len(d) for d in draws)))
+        self.size_crps = np.zeros_like(self.size_mse)
+        self.spectra: np.ndarray | None = None
+        self.m = m
+
+    def _area(self, field: np.ndarray) -> np.ndarray:
+        """Weighted sums over (lat, lon) of ``field`` (..., lat, lon) per region: (region, ...)."""
+        return np.einsum("rl,...lk->r...", self.weights, field)
+
+    def add(self, j: int, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, spectra: bool) -> None:
+        """Lead index ``j``; ``x`` members (M, lat, lon) and ``y`` truth (lat, lon), float64."""
+        mean, var = ks.ensemble_mean_variance(x)
+        fields = {
+            "mse": (mean - y) ** 2,
+            "variance": var,
+            "crps": ks.fair_crps(x, y),
+            "outlier_rate": ks.outside_range(x, y).astype(np.float64),
+            "best_member_mse": ks.best_member_squared_error(x, y),
+        }
+        for k, f in fields.items():
+            self.sums[k][:, j] += self._area(f)
+        self.norm[:, j] += self.weights.sum(axis=1) * y.shape[-1]
+        ranks = ks.truth_rank(x, y, rng=rng)
+        for i, w in enumerate(self.weights):
+            self.ranks[i, j] += ks.rank_histogram(ranks, self.m, np.broadcast_to(w[:, None], ranks.shape))
+        n = 0
+        for group in self.draws:
+            for idx in group:
+                sub = x[idx]
+                self.size_mse[:, j, n] += self._area((sub.mean(axis=0) - y) ** 2)
+                self.size_crps[:, j, n] += self._area(ks.fair_crps(sub, y, fair=False))
+                n += 1
+        if spectra:
+            t = torch.as_tensor(x)
+            parts = [angular_power_spectrum(t).mean(dim=0), angular_power_spectrum(t.mean(dim=0))]
+            parts.append(angular_power_spectrum(torch.as_tensor(y)))
+            block = np.stack([p.numpy() for p in parts])  # (3, degree)
+            if self.spectra is None:
+                self.spectra = np.zeros((3, self.norm.shape[1], block.shape[-1]))
+            self.spectra[:, j] += block
+
+    def result(self, n_init: int) -> dict[str, np.ndarray]:
+        mean = {k: v / self.norm for k, v in self.sums.items()}
+        m = self.m
+        out = {
+            "rmse": np.sqrt(mean["mse"]),
+            "spread": np.sqrt(mean["variance"]),
+            "ssr": spread_skill_ratio(mean["variance"], mean["mse"], m),
+            "crps": mean["crps"],
+            "outlier_rate": mean["outlier_rate"],
+            "best_member_rmse": np.sqrt(mean["best_member_mse"]),
+            "rank_histogram": self.ranks / self.ranks.sum(axis=-1, keepdims=True),
+        }
+        rmse_k, crps_k, n = [], [], 0
+        for group in self.draws:  # bootstrap mean of each size's RMSE (root per draw) and CRPS
+            cols = slice(n, n + len(group))
+            rmse_k.append(np.sqrt(self.size_mse[..., cols] / self.norm[..., None]).mean(axis=-1))
+            crps_k.append((self.size_crps[..., cols] / self.norm[..., None]).mean(axis=-1))
+            n += len(group)
+        out["rmse_by_size"], out["crps_by_size"] = np.stack(rmse_k, axis=-1), np.stack(crps_k, axis=-1)
+        if self.spectra is not None:
+            spec = self.spectra / n_init
+            out |= {"spectrum_members": spec[0], "spectrum_ensemble_mean": spec[1], "spectrum_truth": spec[2]}
+        return out
+
+
+def _draws(m: int, sizes: Sequence[int], bootstrap: int, rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """Member subsets per size (the same subsets for every init time and lead)."""
+    return [
+        [np.arange(m)] if k == m else [np.sort(rng.choice(m, k, replace=False)) for _ in range(bootstrap)]
+        for k in sizes
+    ]
+
+
+def score_ensemble(
+    ensemble: xr.Dataset,
+    truth: xr.Dataset,
+    variables: Sequence[str],
+    *,
+    regions: Sequence[str] = ("global",),
+    ensemble_sizes: Sequence[int] | None = None,
+    bootstrap: int = 10,
+    spectra: bool = True,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Scores of ``variables`` of ``ensemble`` (``open_ensemble``) against ``truth`` (``align_truth``).
+
+    Streams the ensemble one (init time, lead) block of all members at a time, so memory is
+    M x lat x lon float64 whatever the store's size. Float64 throughout: the ensemble mean of
+    centred +/- pairs cancels to rounding, which float32 would show.
+    """
+    m = ensemble.sizes[ver.MEMBER]
+    if m < 2:
+        raise ValueError("scoring an ensemble needs at least 2 members")
+    unknown = sorted(set(regions) - set(ver.REGIONS))
+    if unknown:
+        raise UnknownNameError(f"unknown regions {unknown}; known: {sorted(ver.REGIONS)}")
+    sizes = list(ensemble_sizes or default_ensemble_sizes(m))
+    if any(k < 1 or k > m for k in sizes):
+        raise ValueError(f"ensemble_sizes must lie in 1..{m} (the store has {m} members), got {sizes}")
+    n_init, n_lead = ensemble.sizes["init_time"], ensemble.sizes["lead_time"]
+    per_var: dict[str, list[np.ndarray]] = {}
+    for v in variables:
+        draws = _draws(m, sizes, bootstrap, np.random.default_rng(seed))
+        acc = _Accumulator(ensemble["lat"].values, regions, n_lead, m, draws)
+        fc = ensemble[v].transpose("init_time", "lead_time", ver.MEMBER, "lat", "lon")
+        obs = truth[v].transpose("init_time", "lead_time", "lat", "lon")
+        for i in range(n_init):
+            for j in range(n_lead):
+                x = np.asarray(fc[i, j].values, dtype=np.float64)
+                y = np.asarray(obs[i, j].values, dtype=np.float64)
+                acc.add(j, x, y, np.random.default_rng([seed, i, j]), spectra)
+        for name, value in acc.result(n_init).items():
+            per_var.setdefault(name, []).append(value)
+    return _assemble(ensemble, variables, regions, sizes, per_var, m)
+
+
+_META = {
+    "rmse": ("ensemble-mean root mean squared error", 1),
+    "spread": ("ensemble spread (root mean unbiased variance)", 1),
+    "ssr": ("spread-skill ratio, finite-ensemble corrected", 0),
+    "crps": ("fair continuous ranked probability score", 1),
+    "outlier_rate": ("fraction of area with the truth outside the ensemble range", 0),
+    "best_member_rmse": ("RMSE of the closest member at each point", 1),
+    "rank_histogram": ("area-weighted frequency of the truth's rank among members", 0),
+    "rmse_by_size": ("ensemble-mean RMSE of random sub-ensembles (bootstrap mean)", 1),
+    "crps_by_size": ("empirical CRPS of random sub-ensembles (bootstrap mean)", 1),
+    "spectrum_members": ("angular power spectrum C_l of members", 2),
+    "spectrum_ensemble_mean": ("angular power spectrum C_l of the ensemble mean", 2),
+    "spectrum_truth": ("angular power spectrum C_l of the truth", 2),
+}
+_DIMS = {
+    "rank_histogram": ("variable", "region", "lead_time", "rank"),
+    "rmse_by_size": ("variable", "region", "lead_time", "ensemble_size"),
+    "crps_by_size": ("variable", "region", "lead_time", "ensemble_size"),
+    "spectrum_members": ("variable", "lead_time", "degree"),
+    "spectrum_ensemble_mean": ("variable", "lead_time", "degree"),
+    "spectrum_truth": ("variable", "lead_time", "degree"),
+}
+
+
+def _assemble(
+    ensemble: xr.Dataset,
+    variables: Sequence[str],
+    regions: Sequence[str],
+    sizes: Sequence[int],
+    per_var: dict[str, list[np.ndarray]],
+    members: int,
+) -> xr.Dataset:
+    units = [str(ensemble[v].attrs.get("units", "1")) for v in variables]
+    data_vars = {}
+    for name, stack in per_var.items():
+        long_name, power = _META[name]
+        unit = ["1", "units of the variable (coordinate 'units')", "square of the variable's units"][power]
+        dims = _DIMS.get(name, ("variable", "region", "lead_time"))
+        data_vars[name] = (dims, np.stack(stack), {"long_name": long_name, "units": unit})
+    text = lambda items: np.array([str(i) for i in items], dtype=object)  # noqa: E731  (zarr v3 vlen strings)
+    coords = {
+        "variable": text(variables),
+        "region": text(regions),
+        "lead_time": ensemble["lead_time"].values,
+        "rank": np.arange(members + 1),
+        "ensemble_size": np.asarray(sizes),
+        "units": ("variable", text(units)),
+    }
+    if "spectrum_members" in per_var:
+        coords["degree"] = np.arange(per_var["spectrum_members"][0].shape[-1])
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds["outlier_rate_expected"] = xr.DataArray(expected_outlier_rate(members), attrs={"long_name": "2 / (M + 1)"})
+    ds.attrs.update(members=members, init_times=int(ensemble.sizes["init_time"]))
+    return ds
+
+
+__all__ = ["default_ensemble_sizes", "score_ensemble"]

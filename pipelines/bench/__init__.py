@@ -1,0 +1,52 @@
+"""``swarmcast bench NAME``: measured ratios, each printed as one JSON object.
+
+One module per benchmark, each with ``DEFAULTS`` (its parameters) and ``run(params) -> dict``;
+the dict carries the measured figures, the machine and a top-level ``ratio``, the headline
+ratio of its issue (ARCHITECTURE.md, "Benchmarks"). ``BENCHES`` is the one registry; ``run_bench``
+checks the parameters and starts Ray only for the benchmarks that need it. Benchmark modules
+import their heavy dependencies inside ``run``, so listing them costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from swarmcast.pipelines.bench import crps, hindcast, loader, sample, train
+from swarmcast.pipelines.bench.common import check_params
+from swarmcast.pipelines.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Bench:
+    run: Callable[[dict], dict]
+    defaults: dict[str, Any]
+    needs_ray: bool
+    """Starts (or joins) a Ray session; the others are plain numpy/torch."""
+
+
+BENCHES: dict[str, Bench] = {
+    "loader": Bench(loader.run, loader.DEFAULTS, needs_ray=True),
+    "train": Bench(train.run, train.DEFAULTS, needs_ray=True),
+    "hindcast": Bench(hindcast.run, hindcast.DEFAULTS, needs_ray=True),
+    "crps": Bench(crps.run, crps.DEFAULTS, needs_ray=False),
+    "sample": Bench(sample.run, sample.DEFAULTS, needs_ray=False),
+}
+
+
+def run_bench(name: str, params: dict, *, address: str | None = None) -> dict:
+    """Run benchmark ``name`` with ``params`` (refused before anything starts if unknown)."""
+    from swarmcast.pipelines.cluster.session import ray_session
+
+    if name not in BENCHES:
+        raise ConfigError(f"unknown bench {name!r}; known: {sorted(BENCHES)}")
+    bench = BENCHES[name]
+    check_params(params, bench.defaults)
+    if not bench.needs_ray:
+        return bench.run(params)
+    with ray_session(address):
+        return bench.run(params)
+
+
+__all__ = ["BENCHES", "Bench", "run_bench"]

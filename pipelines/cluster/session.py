@@ -1,0 +1,94 @@
+"""The Ray session a pipeline runs in, and the checks that need the cluster's shape.
+
+``ray_session`` uses a Ray instance that is already running (the tests' shared session),
+connects to a named cluster, or starts a private local one. ``check_shared_storage`` refuses
+local paths that other nodes could not see; ``check_gpus`` refuses ``use_gpu`` settings on a
+cluster without GPUs before any work starts (Ray would otherwise queue the work forever).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from swarmcast.ops.storage import is_remote
+from swarmcast.pipelines.config import ConfigError, Pipeline
+from swarmcast.pipelines.context import StageContext
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Use the running Ray (tests), connect to ``address``, or start a private local instance."""
+    import ray
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False  # stage Progress lines instead
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray Train/Data narrate every checkpoint and dataset execution at INFO; stages print
+    # their own progress lines, so Ray's loggers in workers are kept to warnings.
+    quiet = ray.LoggingConfig(log_level="WARNING")
+    if address:
+        ray.init(address=address, log_to_driver=True, logging_config=quiet)
+    else:
+        # The dashboard serves the State API, which Ray Train's placement-group cleaner polls
+        # every second (warning when it is missing); it listens on loopback only. Ray's own gRPC
+        # ports cannot be restricted to loopback, so Ray's token authentication stays on.
+        ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            log_to_driver=True,
+            logging_config=quiet,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def check_shared_storage(pipeline: Pipeline, ctx: StageContext, nodes: int) -> None:
+    """On a cluster of several nodes, every local path must lie in a declared shared folder."""
+    if nodes <= 1:
+        return
+    # absolute but not symlink-resolved: a link inside a declared folder counts as declared
+    shared = [Path(os.path.abspath(ctx.base / s)) for s in pipeline.shared_storage]
+    problems = []
+    for i, stage in enumerate(pipeline.stages):
+        for p in [*stage.inputs(ctx.base), *stage.outputs(ctx.base)]:
+            if is_remote(p) or any(Path(os.path.abspath(p)).is_relative_to(s) for s in shared):
+                continue
+            problems.append(
+                f"stages.{i} ({stage.label}): {p} is a local path but the cluster has {nodes} nodes; "
+                "put it on shared storage and list that folder in the pipeline's shared_storage, "
+                "or use a URL every node can reach"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
+def alive_nodes() -> int:
+    import ray
+
+    return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+
+def check_gpus(use_gpu: bool, key: str) -> None:
+    """Refuse ``use_gpu`` when the connected Ray cluster has no GPU (before any work starts)."""
+    if not use_gpu:
+        return
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if gpus <= 0:
+        raise ConfigError(
+            f"{key}: true, but the Ray cluster has no GPUs (its resources: "
+            f"{ray.cluster_resources().get('CPU', 0):g} CPUs, 0 GPUs); set {key}: false or run on GPU nodes"
+        )
+
+
+__all__ = ["alive_nodes", "check_gpus", "check_shared_storage", "ray_session"]

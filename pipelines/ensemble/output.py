@@ -1,0 +1,52 @@
+"""Creating or reopening the ensemble store a stage fills (``hindcast``, ``sample-diffusion``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from swarmcast.ops import __version__
+from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, create_ensemble_store, done_units, store_fingerprint
+from swarmcast.ops.storage import Location, output_exists
+from swarmcast.pipelines.config import ConfigError
+from swarmcast.pipelines.context import StageContext
+
+
+def open_ensemble_output(
+    out: Location,
+    layout: EnsembleLayout,
+    seeds: np.ndarray,
+    ctx: StageContext,
+    fingerprint: dict,
+    attrs: dict,
+    *,
+    extra: Callable[[Path], None] | None = None,
+) -> list[Unit]:
+    """Create an ensemble store (or reopen the one the same config made); its units still to do.
+
+    A store made by another config is refused unless ``--overwrite``. ``seeds``: int
+    (n_init, n_members); ``extra(staging_folder)`` adds stage-specific arrays before the
+    metadata is consolidated (ARCHITECTURE.md, "The ensemble store").
+    """
+    fingerprint = json.loads(json.dumps(fingerprint))
+    if output_exists(out) and not ctx.overwrite:
+        if store_fingerprint(out) != fingerprint:
+            kind = fingerprint.get("kind", "stage")
+            raise ConfigError(f"{out} was made by a different {kind} config or checkpoints; pass --overwrite")
+    else:
+        full = {
+            "Conventions": "CF-1.10",
+            "title": attrs.get("title", "swarmcast ensemble"),
+            "source": f"swarmcast {__version__}",
+            "swarmcast_stage": fingerprint,
+            "pipeline": json.dumps(ctx.pipeline_raw),
+            **{k: v for k, v in attrs.items() if k != "title"},
+        }
+        create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
+    return sorted(set(layout.units()) - done_units(out, layout))
+
+
+__all__ = ["open_ensemble_output"]

@@ -1,0 +1,79 @@
+"""The Ray actor of the ``hindcast`` stage: one SFNO checkpoint, its units one after another.
+
+Each unit: read the analysis history, perturb (``swarmcast.ops.perturbations``), roll every
+member of the block forward (``swarmcast.ops.ensemble.rollout``), write the unit's shards and
+online summaries, then its done flags. Scheduling, reuse and retries are the scheduler's
+(``swarmcast.pipelines.ensemble.scheduler``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from swarmcast.ops.checkpoint import load_model
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.devices import compute_device
+from swarmcast.ops.ensemble.rollout import run_unit
+from swarmcast.ops.ensemble.store import Unit, UnitWriter
+from swarmcast.ops.ensemble.summaries import UnitSummary
+from swarmcast.ops.perturbations import BredVector, Control, CorrelatedNoise, GaussianNoise, Perturbation
+from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
+
+
+def make_perturbation(plan: HindcastPlan, meta: dict) -> Perturbation:
+    """The configured perturbation for one checkpoint (targets from its 48 h RMSE)."""
+    p = plan.config.perturbation
+    rmse = meta["validation_rmse"][f"{meta.get('validation_lead_hours', 48):g}h"]
+    target = [p.amplitude_factor * rmse[c] for c in plan.channels]
+    nonneg = [c in p.nonnegative for c in plan.channels]
+    if p.kind == "bred-vector":
+        return BredVector(
+            target, plan.seed_mask, cycles=p.cycles, length_scale_m=p.length_scale_km * 1e3, nonnegative=nonneg
+        )
+    if p.kind == "correlated":
+        return CorrelatedNoise(target, length_scale_m=p.length_scale_km * 1e3, nonnegative=nonneg)
+    if p.kind == "gaussian":
+        return GaussianNoise(target, nonnegative=nonneg)
+    return Control()
+
+
+class SFNOUnitRunner:
+    """Holds one checkpoint; ``run(unit)`` computes and writes one work unit (a ``UnitRunner``)."""
+
+    def __init__(self, plan: HindcastPlan, checkpoint: int, store: str) -> None:
+        self.plan, self.checkpoint, self.store = plan, checkpoint, store
+        self.device = compute_device(plan.actors.use_gpu)
+        torch.set_num_threads(max(1, int(plan.actors.cpus)))
+        self.model, meta = load_model(plan.checkpoint_paths[checkpoint], device=self.device)
+        self.perturbation = make_perturbation(plan, meta)
+        self.data = open_climate(plan.store, plan.channels)
+
+    def run(self, unit: Unit) -> Unit:
+        plan, layout = self.plan, self.plan.layout
+        idx = plan.history_index[unit.init]
+        history = np.stack([self.data[c].isel(time=idx).values for c in plan.channels], axis=1)
+        t0 = layout.init_times[unit.init]
+        members = plan.members(t0, plan.ids[self.checkpoint])
+        block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
+        writer = UnitWriter(self.store, layout, unit)
+        summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None
+        h = torch.as_tensor(history, device=self.device)
+        for chunk in run_unit(
+            self.model, self.perturbation, h, block, plan.n_steps, output_every=plan.config.output_every
+        ):
+            writer.write(chunk[:, :, plan.keep])
+            if summary is not None:
+                summary.add(chunk)
+        if summary is not None:  # before the done flags, which writer.finish() sets last
+            summary.write(self.store, unit.init, unit.checkpoint * layout.blocks_per_checkpoint + unit.block)
+        writer.finish()
+        return unit
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+__all__ = ["SFNOUnitRunner", "make_perturbation"]

@@ -1,0 +1,167 @@
+"""Everything a hindcast needs, checked before any work starts: the ``HindcastPlan``.
+
+The coordinator builds the plan from the stage config and its inputs (checkpoints, data),
+raising ``ConfigError`` with the key path for every impossible combination: checkpoints on
+another grid or time step, a lead time that is not a whole number of model steps, an init time
+without the history breeding needs, unknown variables or seed channels. The plan then carries
+the store layout, member seeds and per-unit facts to the actors (``actor.SFNOUnitRunner``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from swarmcast.ops.checkpoint import CheckpointError, check_compatible, read_meta
+from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.data.splits import whole_steps
+from swarmcast.ops.ensemble.rollout import saved_steps
+from swarmcast.ops.ensemble.store import EnsembleLayout
+from swarmcast.ops.ensemble.summaries import SummarySpec, create_summary_arrays
+from swarmcast.ops.perturbations import Member, member_pattern, plan_members
+from swarmcast.ops.storage import Location
+from swarmcast.pipelines.config import ConfigError, resolve_path
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.ensemble.settings import ActorSettings
+
+if TYPE_CHECKING:  # the config module imports this one to run the stage
+    from swarmcast.pipelines.stages.hindcast.stage import HindcastConfig, PerturbationSettings, SummarySettings
+
+
+class HindcastPlan:
+    """The checked hindcast: checkpoints, channels, steps, init times, layout and member seeds.
+
+    Satisfies ``swarmcast.pipelines.ensemble.protocols.UnitPlan``.
+    """
+
+    def __init__(self, config: HindcastConfig, ctx: StageContext) -> None:
+        self.config = config
+        folder = resolve_path(ctx.base, config.checkpoints)
+        paths = sorted(p for p in folder.iterdir() if (p / "checkpoint.json").exists()) if folder.is_dir() else []
+        if not paths:
+            raise ConfigError(f"checkpoints: no checkpoint folders (with checkpoint.json) in {folder}")
+        self.checkpoint_paths: list[Location] = paths
+        try:
+            self.metas = [read_meta(p) for p in paths]
+        except CheckpointError as err:
+            raise ConfigError(f"checkpoints: {err}") from None
+        first = self.metas[0]
+        self.channels = tuple(first["channels"])
+        self.step_hours = float(first["time_step_hours"])
+        self.store = resolve_path(ctx.base, config.data)
+        ds = open_climate(self.store, self.channels)
+        for p, m in zip(paths, self.metas, strict=True):
+            try:
+                check_compatible(m, self.channels, ds.sizes["lat"], ds.sizes["lon"])
+            except CheckpointError as err:
+                raise ConfigError(f"checkpoints: {p.name}: {err}") from None
+            if float(m["time_step_hours"]) != self.step_hours:
+                raise ConfigError(f"checkpoints: {p.name} steps {m['time_step_hours']} h, others {self.step_hours} h")
+        n_steps = whole_steps(config.lead_hours, self.step_hours)
+        if n_steps is None:
+            raise ConfigError(
+                f"lead_hours {config.lead_hours} is not a multiple of the model step ({self.step_hours} h)"
+            )
+        self.n_steps = n_steps
+        self.keep = list(range(len(self.channels)))
+        if config.variables is not None:
+            missing = sorted(set(config.variables) - set(self.channels))
+            if missing:
+                raise ConfigError(f"variables: {missing} are not model channels {list(self.channels)}")
+            self.keep = [self.channels.index(v) for v in config.variables]
+        self.summary_spec = self._summary_spec(config.summaries)
+        self.history_steps = config.perturbation.cycles if config.perturbation.kind == "bred-vector" else 0
+        times = ds["time"].values.astype("datetime64[ns]")
+        latest = config.init_times == "latest"
+        self.inits = np.array([times.max()]) if latest else config.init_times.resolve()  # type: ignore[union-attr]
+        self._check_history(times, self.inits)
+        self.seed_mask = self._seed_channels(config.perturbation)
+        self.layout = self._layout(ds)
+        self.run_seed = config.seed if config.seed is not None else ctx.seed
+        self.ids = tuple(p.name for p in paths)
+
+    @property
+    def actors(self) -> ActorSettings:
+        return self.config.actors
+
+    def _check_history(self, times: np.ndarray, inits: np.ndarray) -> None:
+        step = np.timedelta64(round(self.step_hours * 3600), "s").astype("timedelta64[ns]")
+        have = set(times.tolist())
+        self.history_index: list[list[int]] = []
+        for t0 in inits:
+            needed = [t0 - k * step for k in range(self.history_steps, -1, -1)]
+            absent = [str(t) for t in needed if t.astype("datetime64[ns]").astype(int) not in have]
+            if absent:
+                what = "the init time" if str(t0) in absent else "the breeding history"
+                raise ConfigError(f"init_times: {t0} lacks {what} in {self.store} (missing {absent[:3]})")
+            self.history_index.append([int(np.searchsorted(times, t)) for t in needed])
+
+    def _summary_spec(self, s: SummarySettings | None) -> SummarySpec | None:
+        if s is None:
+            return None
+        names = s.variables if s.variables is not None else list(self.channels)
+        unknown = sorted(set(names) - set(self.channels))
+        if unknown:
+            raise ConfigError(f"summaries.variables: {unknown} are not model channels {list(self.channels)}")
+        try:
+            return SummarySpec(tuple(names), tuple(s.quantiles), {k: list(v) for k, v in s.thresholds.items()})
+        except ValueError as err:
+            raise ConfigError(f"summaries: {err}") from None
+
+    def summary_arrays(self, path: Path) -> None:
+        """Create the summary arrays in a store being built (``create_ensemble_store``'s ``extra``)."""
+        lay = self.layout
+        n_units = len(lay.checkpoints) * lay.blocks_per_checkpoint
+        shape = (len(lay.init_times), n_units, len(lay.lead_times), len(lay.lat), len(lay.lon))
+        units = {c: info.units for c in self.channels if (info := channel_info(c)) is not None}
+        assert self.summary_spec is not None
+        create_summary_arrays(path, self.summary_spec, shape, units)
+
+    def _seed_channels(self, p: PerturbationSettings) -> list[bool]:
+        names = p.seed_channels or [self.channels[0]]
+        unknown = sorted(set(names) - set(self.channels))
+        bad_nonneg = sorted(set(p.nonnegative) - set(self.channels))
+        if unknown or bad_nonneg:
+            raise ConfigError(
+                f"perturbation: channels {unknown or bad_nonneg} are not model channels {list(self.channels)}"
+            )
+        return [c in names for c in self.channels]
+
+    def _layout(self, ds: object) -> EnsembleLayout:
+        c = self.config
+        pattern = member_pattern(c.perturbation.pairs, control=c.perturbation.control)
+        leads = np.array(saved_steps(self.n_steps, c.output_every)) * np.timedelta64(round(self.step_hours * 3600), "s")
+        block = c.member_block or len(pattern)
+        return EnsembleLayout(
+            init_times=self.inits,
+            lead_times=leads.astype("timedelta64[ns]"),
+            lat=ds["lat"].values,  # type: ignore[index]
+            lon=ds["lon"].values,  # type: ignore[index]
+            channels=tuple(self.channels[i] for i in self.keep),
+            checkpoints=tuple(p.name for p in self.checkpoint_paths),
+            perturbation=np.array([index for index, _ in pattern]),
+            sign=np.array([sign for _, sign in pattern]),
+            member_block=block,
+            leads_per_shard=min(c.leads_per_shard or len(leads), len(leads)),
+        )
+
+    def seeds(self) -> np.ndarray:
+        """Member seeds (n_init, n_members), from (run seed, init time, checkpoint, index)."""
+        out = []
+        for t0 in self.layout.init_times:
+            row = []
+            for ck in self.ids:
+                row += [m.seed for m in self.members(t0, ck)]
+            out.append(row)
+        return np.array(out, dtype=np.int64)
+
+    def members(self, t0: np.datetime64, checkpoint_id: str) -> list[Member]:
+        """Every member of one checkpoint at one init time, in store order."""
+        p = self.config.perturbation
+        return plan_members(self.run_seed, t0, checkpoint_id, p.pairs, control=p.control)
+
+
+__all__ = ["HindcastPlan"]

@@ -1,0 +1,83 @@
+"""The Ray actor of ``sample-diffusion``: one diffusion checkpoint, its units one after another.
+
+A unit is (init time, member block): from the analysis, every member steps forward with the
+diffusion forecaster, one sampler solve per model step with noise from the member's own seed
+for that step, so a member is the same whatever block or actor computes it. Everything the
+model touches lives on its device; only finished states come back to the host for writing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import zarr
+
+from swarmcast.ops.data.normalization import Normalization
+from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.devices import compute_device
+from swarmcast.ops.diffusion.training import generate, load_diffusion
+from swarmcast.ops.ensemble.store import Unit, UnitWriter
+from swarmcast.ops.storage import as_zarr
+from swarmcast.pipelines.stages.sample_diffusion.plan import HALLUCINATION, GenerativePlan
+
+
+def step_seed(member_seed: int, step: int) -> int:
+    """Seed of one member's sampler solve at one model step."""
+    return int(np.random.SeedSequence([member_seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class DiffusionUnitRunner:
+    """Holds one diffusion checkpoint; ``run(unit)`` computes and writes one unit (a ``UnitRunner``)."""
+
+    def __init__(self, plan: GenerativePlan, checkpoint: int, store: str) -> None:
+        self.plan, self.store = plan, store
+        self.device = compute_device(plan.actors.use_gpu)
+        torch.set_num_threads(max(1, int(plan.actors.cpus)))
+        self.model, meta = load_diffusion(plan.checkpoint_paths[checkpoint], device=self.device)
+        mean, std = Normalization.from_attr(meta["normalization"]).arrays(plan.channels)
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
+        self.data = open_climate(plan.store, plan.channels)
+
+    def _physical(self, z: torch.Tensor) -> np.ndarray:
+        """Standardised states on the device -> float32 (members, 1, channels, lat, lon) on the host."""
+        return (z * self.std + self.mean).float().cpu().numpy()[:, None]
+
+    @torch.no_grad()
+    def run(self, unit: Unit) -> Unit:
+        plan, lay, c = self.plan, self.plan.layout, self.plan.config
+        members = lay.member_slice(unit.checkpoint, unit.block)
+        seeds = plan.seeds()[unit.init, members]
+        t_index = plan.init_index[unit.init]
+        analysis = np.stack([self.data[ch].isel(time=t_index).values for ch in plan.channels])
+        z = (torch.as_tensor(analysis, dtype=torch.float32, device=self.device)[None] - self.mean) / self.std
+        z = z.expand(len(seeds), -1, -1, -1).contiguous()
+        writer = UnitWriter(self.store, lay, unit)
+        hallucination = np.zeros((len(seeds), len(lay.lead_times)), dtype=np.float32)
+        writer.write(self._physical(z))
+        for step in range(1, plan.n_steps + 1):
+            result = generate(
+                self.model,
+                tuple(z.shape[1:]),
+                [step_seed(int(s), step) for s in seeds],
+                solver=c.solver,
+                nfe=c.nfe,
+                cond=z,
+                eps=c.eps,
+                hallucination_steps=c.hallucination_steps,
+            )
+            z = result.samples.float()
+            hallucination[:, step] = result.hallucination.float().cpu().numpy()
+            writer.write(self._physical(z))
+        group = zarr.open_group(as_zarr(self.store), mode="r+", use_consolidated=False)
+        group[HALLUCINATION][unit.init, members] = hallucination  # before the done flags
+        writer.finish()
+        return unit
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+__all__ = ["DiffusionUnitRunner", "step_seed"]

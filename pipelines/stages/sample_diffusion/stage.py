@@ -1,0 +1,99 @@
+"""Stage ``sample-diffusion``: generative ensembles of a diffusion forecaster into an ensemble store.
+
+A climate diffusion model learns p(x_{t+dt} | x_t). From the analysis at each init time every
+member rolls forward autoregressively, drawing fresh noise at every step from its own seed
+(GenCast's pattern: no initial perturbation needed), so members differ only through the
+sampler noise. Members land in the hindcast's store layout (ARCHITECTURE.md, "The ensemble
+store"), written by the same unit scheduler, plus ``hallucination(init_time, member,
+lead_time)``: the variance of the predicted clean state over the sampler's last steps, so
+analysts can filter suspect members. The store opens with xarray and scores with ``score``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from swarmcast.ops.checkpoint import weights_hash
+from swarmcast.pipelines.cluster.session import check_gpus
+from swarmcast.pipelines.config import StageConfig, resolve_path
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.ensemble.output import open_ensemble_output
+from swarmcast.pipelines.ensemble.settings import ActorSettings, InitTimes
+from swarmcast.pipelines.stages.sample_diffusion.plan import GenerativePlan
+
+
+class SampleDiffusionConfig(StageConfig):
+    """Parameters of the ``sample-diffusion`` stage."""
+
+    RESUMABLE: ClassVar[bool] = True
+
+    kind: Literal["sample-diffusion"] = "sample-diffusion"
+    """Stage kind."""
+    checkpoint: str = "diffusion"
+    """Diffusion checkpoint folder of a climate forecaster (``train-diffusion`` on a climate store)."""
+    data: str = "data.zarr"
+    """Climate store with the initial states."""
+    output: str = "generative.zarr"
+    """Ensemble store to write."""
+    init_times: InitTimes
+    """Initial times."""
+    lead_hours: float = Field(24.0, gt=0)
+    """Forecast length (a multiple of the model step)."""
+    members: int = Field(8, ge=1)
+    """Members per init time."""
+    member_block: int | None = Field(None, ge=1)
+    """Members per work unit; None: all (must divide ``members``)."""
+    solver: str = "dpm++2m"
+    """Sampler: euler, heun, dpm++2m or sde."""
+    nfe: int = Field(10, ge=1)
+    """Denoiser evaluations per model step."""
+    eps: float = Field(0.0, ge=0)
+    """Langevin noise of the sde sampler (0: probability-flow ODE)."""
+    hallucination_steps: int = Field(5, ge=2)
+    """Sampler steps over which the hallucination score is taken."""
+    actors: ActorSettings = ActorSettings()
+    """Actor resources."""
+    seed: int | None = None
+    """Run seed for member seeds; None: the pipeline seed."""
+
+    def inputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.checkpoint), resolve_path(base, self.data)]
+
+    def outputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.output)]
+
+    def plan(self, base: Path) -> str:
+        n = len(self.init_times.resolve())
+        return f"{n} init times x {self.members} generative members, {self.lead_hours:g} h; write {self.output}"
+
+
+def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
+    from swarmcast.pipelines.ensemble.scheduler import run_units  # imports Ray: only when running
+    from swarmcast.pipelines.stages.sample_diffusion.actor import DiffusionUnitRunner
+
+    plan = GenerativePlan(config, ctx)
+    check_gpus(config.actors.use_gpu, "actors.use_gpu")
+    out = resolve_path(ctx.base, config.output)
+    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": weights_hash(plan.checkpoint_paths[0])}
+    sampler = json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps})
+    pending = open_ensemble_output(
+        out,
+        plan.layout,
+        plan.seeds(),
+        ctx,
+        fingerprint,
+        {"title": "swarmcast generative (diffusion) ensemble", "sampler": sampler},
+        extra=plan.hallucination_array,
+    )
+    report = run_units(plan, out, pending, label=config.label, runner=DiffusionUnitRunner)
+    return {
+        "path": str(out),
+        "units": len(list(plan.layout.units())),
+        "computed": len(pending),
+        "redone": report.redone,
+        "actors_started": report.actors_started,
+    }

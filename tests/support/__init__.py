@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: synthetic data, small checkpoints, process lookup. Not shipped."""
