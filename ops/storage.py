@@ -102,15 +102,30 @@ def staging(final: Location, suffix: str = ".partial") -> Path:
     return tmp
 
 
-def publish(staged: Path, final: Location, *, marker: str) -> Location:
+def publish(staged: Path, final: Location, *, marker: str, replace: bool = True) -> Location:
     """Move a completely written staging folder to ``final``, replacing what is there.
 
     ``marker`` (a path relative to the folder) is the file whose presence means the output
     is complete; remote uploads write it last. Local publishing renames, so the old output
-    stays whole until the new one is in place.
+    stays whole until the new one is in place. With ``replace=False`` a complete output that
+    another process published first is kept and the staging folder dropped: two coordinators
+    creating the same store at once end with one store, never one replacing the other while
+    its workers write into it (atomic locally; at a URL, checked just before uploading).
     """
     if not (staged / marker).is_file():
         raise FileNotFoundError(f"{staged / marker}: the output's marker was never written")
+    if not replace:
+        if is_published(final, marker):
+            discard(staged)
+            return final
+        if not is_remote(final):
+            try:
+                staged.rename(final)  # fails if another process's complete output is there now
+            except OSError:
+                if not is_published(final, marker):
+                    raise
+                discard(staged)
+            return final
     if not is_remote(final):
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         remove(old)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ def create_ensemble_store(
     published (``swarmcast.ops.storage``), so a store at ``path`` always has complete metadata;
     ``extra(staging_folder)`` may add more arrays (e.g. online summaries) before the metadata
     is consolidated. ``path`` may be an fsspec URL; workers then write their units there.
+    Unless ``overwrite``, a store another process published meanwhile is kept (and returned):
+    the caller checks that it was made by the same config.
     """
     p = location(path)
     if output_exists(p) and not overwrite:
@@ -168,7 +171,8 @@ def create_ensemble_store(
     encoding["member_done"] = {"chunks": (1, layout.member_block)}
     encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
     encoding["valid_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
-    tmp = staging(p)
+    # a staging folder of its own: another coordinator may be creating the same store right now
+    tmp = staging(p, suffix=f".partial-{uuid.uuid4().hex[:12]}")
     try:
         ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
         if extra is not None:
@@ -177,7 +181,7 @@ def create_ensemble_store(
     except BaseException:
         discard(tmp)
         raise
-    return publish(tmp, p, marker="zarr.json")
+    return publish(tmp, p, marker="zarr.json", replace=overwrite)
 
 
 def store_fingerprint(path: str | os.PathLike | Location) -> object:

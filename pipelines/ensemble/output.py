@@ -46,6 +46,8 @@ def open_ensemble_output(
             **{k: v for k, v in attrs.items() if k != "title"},
         }
         create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
+        if store_fingerprint(out) != fingerprint:  # another run created it first, differently
+            raise ConfigError(f"{out} was created meanwhile by another run of a different config")
     return sorted(set(layout.units()) - done_units(out, layout))
 
 

@@ -124,3 +124,25 @@ def test_existing_store_and_bad_layouts_are_refused(tmp_path):
         layout(member_block=3)
     with pytest.raises(ValueError, match="leads_per_shard"):
         layout(leads_per_shard=6)
+
+
+def test_a_store_published_meanwhile_by_another_coordinator_is_kept_not_replaced(tmp_path):
+    """Two runs of one hindcast may create its store at the same moment: the first published
+    stays (its workers may be writing into it) and the second run's staging is dropped."""
+    from swarmcast.ops.storage import publish, staging
+
+    final = tmp_path / "e.zarr"
+    first, second = staging(final, suffix=".partial-a"), staging(final, suffix=".partial-b")
+    for folder, who in ((first, "first"), (second, "second")):
+        (folder / "zarr.json").write_text(who)
+        (folder / "data").write_text(who)
+    publish(first, final, marker="zarr.json", replace=False)
+    (final / "written-by-a-worker").write_text("shard")
+    assert publish(second, final, marker="zarr.json", replace=False) == final
+    assert (final / "zarr.json").read_text() == "first" and (final / "written-by-a-worker").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.zarr"]  # no staging folder left behind
+    # replace=True (what --overwrite asks for) still replaces
+    third = staging(final)
+    (third / "zarr.json").write_text("third")
+    publish(third, final, marker="zarr.json")
+    assert (final / "zarr.json").read_text() == "third" and not (final / "written-by-a-worker").exists()
