@@ -71,6 +71,11 @@ class DateWindow:
         return self.release()
 
     @property
+    def exhausted(self) -> bool:
+        """Every date released: ``finished`` will release nothing more."""
+        return not self._waiting
+
+    @property
     def done(self) -> bool:
         """Every date finished."""
         return not self.open and not self._waiting

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from swarmcast.pipelines.bench import crps, hindcast, loader, sample, train
+from swarmcast.pipelines.bench import crps, hindcast, loader, sample, scale, train
 from swarmcast.pipelines.bench.common import check_params
 from swarmcast.pipelines.config import ConfigError
 
@@ -32,6 +32,7 @@ BENCHES: dict[str, Bench] = {
     "hindcast": Bench(hindcast.run, hindcast.DEFAULTS, needs_ray=True),
     "crps": Bench(crps.run, crps.DEFAULTS, needs_ray=False),
     "sample": Bench(sample.run, sample.DEFAULTS, needs_ray=False),
+    "scale": Bench(scale.run, scale.DEFAULTS, needs_ray=False),  # starts its own Ray
 }
 
 

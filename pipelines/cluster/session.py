@@ -91,4 +91,21 @@ def check_gpus(use_gpu: bool, key: str) -> None:
         )
 
 
-__all__ = ["alive_nodes", "check_gpus", "check_shared_storage", "ray_session"]
+def check_resources(resources: dict[str, float], key: str) -> None:
+    """Refuse custom resources the connected cluster cannot give even one actor (Ray would
+    queue the actor forever), naming each with what the cluster has."""
+    if not resources:
+        return
+    import ray
+
+    have = ray.cluster_resources()
+    problems = [
+        f"{key}.{name}: {need:g} per actor, but the Ray cluster has {have.get(name, 0):g}"
+        for name, need in resources.items()
+        if have.get(name, 0) < need
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+__all__ = ["alive_nodes", "check_gpus", "check_resources", "check_shared_storage", "ray_session"]

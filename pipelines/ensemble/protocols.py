@@ -38,10 +38,11 @@ class UnitPlan(Protocol):
 
 
 class UnitRunner(Protocol):
-    """An actor holding one loaded checkpoint (see ``RunnerClass`` for its constructor)."""
+    """An actor holding one loaded checkpoint at a time (see ``RunnerClass`` for its constructor)."""
 
     def run(self, unit: Unit) -> Unit:
-        """Compute ``unit``, write its shards, then its done flags; return it."""
+        """Load ``unit.checkpoint`` unless it is held; compute ``unit``, write its shards, then
+        its done flags; return it."""
         ...
 
     def pid(self) -> int:
@@ -52,7 +53,8 @@ class UnitRunner(Protocol):
 PlanT = TypeVar("PlanT", bound=UnitPlan)
 
 RunnerClass = Callable[[PlanT, int, str], UnitRunner]
-"""``runner(plan, checkpoint_index, store_url_or_path)``: builds the actor; Ray instantiates it."""
+"""``runner(plan, checkpoint_index, store_url_or_path)``: builds the actor holding that
+checkpoint (the one of its first unit); Ray instantiates it."""
 
 
 __all__ = ["PlanT", "RunnerClass", "UnitPlan", "UnitRunner"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
 from swarmcast.pipelines.config import Strict
 
@@ -42,7 +42,7 @@ class InitTimes(Strict):
 
 
 class ActorSettings(Strict):
-    """Resources of the actors that run units (one checkpoint each)."""
+    """Resources of the actors that run units; the pool is as large as these allow."""
 
     cpus: float = Field(1.0, gt=0)
     """CPUs per actor."""
@@ -50,8 +50,11 @@ class ActorSettings(Strict):
     """Run on GPUs (refused before any work when the cluster has none)."""
     per_gpu: int = Field(1, ge=1)
     """Actors sharing one GPU (fractional GPUs)."""
+    resources: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Custom Ray resources per actor (e.g. ``{"TPU": 1}`` or a node label); they bound the pool too."""
     max_actors: int | None = Field(None, ge=1)
-    """Actors at once; None: as many as the cluster's CPUs/GPUs allow."""
+    """Actors at once; None: as many as the cluster's CPUs, GPUs and ``resources`` allow,
+    whatever the number of checkpoints."""
     max_unit_retries: int = Field(3, ge=0)
     """Times a unit is redone after its actor died before giving up."""
 

@@ -1,4 +1,4 @@
-"""The Ray actor of the ``hindcast`` stage: one SFNO checkpoint, its units one after another.
+"""The Ray actor of the ``hindcast`` stage: one SFNO checkpoint loaded at a time, units one by one.
 
 Each unit: read the analysis history, perturb (``swarmcast.ops.perturbations``), roll every
 member of the block forward (``swarmcast.ops.ensemble.rollout``), write the unit's shards and
@@ -41,22 +41,32 @@ def make_perturbation(plan: HindcastPlan, meta: dict) -> Perturbation:
 
 
 class SFNOUnitRunner:
-    """Holds one checkpoint; ``run(unit)`` computes and writes one work unit (a ``UnitRunner``)."""
+    """Holds one loaded checkpoint; ``run(unit)`` computes and writes one work unit, loading the
+    unit's checkpoint first when it holds another (a ``UnitRunner``)."""
 
     def __init__(self, plan: HindcastPlan, checkpoint: int, store: str) -> None:
-        self.plan, self.checkpoint, self.store = plan, checkpoint, store
+        self.plan, self.store = plan, store
         self.device = compute_device(plan.actors.use_gpu)
         torch.set_num_threads(max(1, int(plan.actors.cpus)))
-        self.model, meta = load_model(plan.checkpoint_paths[checkpoint], device=self.device)
-        self.perturbation = make_perturbation(plan, meta)
         self.data = open_climate(plan.store, plan.channels)
+        self._hold(checkpoint)
+
+    def _hold(self, checkpoint: int) -> None:
+        """Load ``checkpoint`` (model and its perturbation) unless it is the one held."""
+        if getattr(self, "checkpoint", None) == checkpoint:
+            return
+        self.model = None  # free the old weights (device memory) before loading the next
+        self.model, meta = load_model(self.plan.checkpoint_paths[checkpoint], device=self.device)
+        self.perturbation = make_perturbation(self.plan, meta)
+        self.checkpoint = checkpoint
 
     def run(self, unit: Unit) -> Unit:
+        self._hold(unit.checkpoint)
         plan, layout = self.plan, self.plan.layout
         idx = plan.history_index[unit.init]
         history = np.stack([self.data[c].isel(time=idx).values for c in plan.channels], axis=1)
         t0 = layout.init_times[unit.init]
-        members = plan.members(t0, plan.ids[self.checkpoint])
+        members = plan.members(t0, plan.ids[unit.checkpoint])
         block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
         writer = UnitWriter(self.store, layout, unit)
         summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None

@@ -21,7 +21,7 @@ from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.store import done_units
 from swarmcast.ops.ensemble.summaries import merge_init
 from swarmcast.ops.storage import Location, as_zarr
-from swarmcast.pipelines.cluster.session import check_gpus
+from swarmcast.pipelines.cluster.session import check_gpus, check_resources
 from swarmcast.pipelines.config import StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ensemble.output import open_ensemble_output
@@ -138,6 +138,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
 
     plan = HindcastPlan(config, ctx)
     check_gpus(config.actors.use_gpu, "actors.use_gpu")
+    check_resources(config.actors.resources, "actors.resources")
     out = resolve_path(ctx.base, config.output)
     hashes = {p.name: weights_hash(p) for p in plan.checkpoint_paths}
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
@@ -166,6 +167,8 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         "computed": len(pending),
         "redone": report.redone,
         "actors_started": report.actors_started,
+        "model_loads": report.model_loads,
+        "most_actors": report.most_actors,
         "summaries_merged": sum(merged),
         "dates_in_order": [str(plan.layout.init_times[i].astype("datetime64[h]")) for i in window.completed],
         "most_dates_at_once": window.most_open,

@@ -1,4 +1,4 @@
-"""The Ray actor of ``sample-diffusion``: one diffusion checkpoint, its units one after another.
+"""The Ray actor of ``sample-diffusion``: one diffusion checkpoint loaded at a time, units one by one.
 
 A unit is (init time, member block): from the analysis, every member steps forward with the
 diffusion forecaster, one sampler solve per model step with noise from the member's own seed
@@ -29,17 +29,26 @@ def step_seed(member_seed: int, step: int) -> int:
 
 
 class DiffusionUnitRunner:
-    """Holds one diffusion checkpoint; ``run(unit)`` computes and writes one unit (a ``UnitRunner``)."""
+    """Holds one loaded diffusion checkpoint; ``run(unit)`` computes and writes one unit, loading
+    the unit's checkpoint first when it holds another (a ``UnitRunner``)."""
 
     def __init__(self, plan: GenerativePlan, checkpoint: int, store: str) -> None:
         self.plan, self.store = plan, store
         self.device = compute_device(plan.actors.use_gpu)
         torch.set_num_threads(max(1, int(plan.actors.cpus)))
-        self.model, meta = load_diffusion(plan.checkpoint_paths[checkpoint], device=self.device)
-        mean, std = Normalization.from_attr(meta["normalization"]).arrays(plan.channels)
+        self.data = open_climate(plan.store, plan.channels)
+        self._hold(checkpoint)
+
+    def _hold(self, checkpoint: int) -> None:
+        """Load ``checkpoint`` and its normalisation unless it is the one held."""
+        if getattr(self, "checkpoint", None) == checkpoint:
+            return
+        self.model = None  # free the old weights (device memory) before loading the next
+        self.model, meta = load_diffusion(self.plan.checkpoint_paths[checkpoint], device=self.device)
+        mean, std = Normalization.from_attr(meta["normalization"]).arrays(self.plan.channels)
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
         self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
-        self.data = open_climate(plan.store, plan.channels)
+        self.checkpoint = checkpoint
 
     def _physical(self, z: torch.Tensor) -> np.ndarray:
         """Standardised states on the device -> float32 (members, 1, channels, lat, lon) on the host."""
@@ -47,6 +56,7 @@ class DiffusionUnitRunner:
 
     @torch.no_grad()
     def run(self, unit: Unit) -> Unit:
+        self._hold(unit.checkpoint)
         plan, lay, c = self.plan, self.plan.layout, self.plan.config
         members = lay.member_slice(unit.checkpoint, unit.block)
         seeds = plan.seeds()[unit.init, members]

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from swarmcast.ops.checkpoint import weights_hash
-from swarmcast.pipelines.cluster.session import check_gpus
+from swarmcast.pipelines.cluster.session import check_gpus, check_resources
 from swarmcast.pipelines.config import StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ensemble.output import open_ensemble_output
@@ -77,6 +77,7 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
 
     plan = GenerativePlan(config, ctx)
     check_gpus(config.actors.use_gpu, "actors.use_gpu")
+    check_resources(config.actors.resources, "actors.resources")
     out = resolve_path(ctx.base, config.output)
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": weights_hash(plan.checkpoint_paths[0])}
     sampler = json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps})
@@ -96,4 +97,6 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
         "computed": len(pending),
         "redone": report.redone,
         "actors_started": report.actors_started,
+        "model_loads": report.model_loads,
+        "most_actors": report.most_actors,
     }

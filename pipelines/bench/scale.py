@@ -1,0 +1,191 @@
+"""``swarmcast bench scale``: the unit scheduler on a simulated cluster of N accelerators.
+
+This machine has no 64 GPUs, so the accelerators are virtual: a Ray custom resource
+``virtual_accelerator`` (one per actor), and the model is emulated. An actor "loads" a
+checkpoint by sleeping ``load_s`` and "steps" a member block by sleeping ``step_s`` per saved
+lead (``time.sleep`` releases the GIL and uses no CPU, as a kernel running on a GPU would);
+everything else is real: the scheduler (``swarmcast.pipelines.ensemble.scheduler``), Ray
+actors, and a real ensemble store with every unit's shards and done flags written at a small
+grid. Each N gets a fresh store and enough init dates to give every accelerator
+``units_per_accelerator`` units (29 checkpoints, as HENS).
+
+Reported per N: utilization = emulated model time / (N x wall), the wall clock of the whole
+``run_units`` call (actor start-up, checkpoint loads, writes and the tail included), and the
+driver's CPU seconds per unit. ``ratio`` is the utilization at the largest N. Ray is started
+here, with the virtual accelerators, so the bench refuses to run inside a running Ray session.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from swarmcast.pipelines.bench.common import check_params, machine
+from swarmcast.pipelines.config import ConfigError
+from swarmcast.pipelines.ensemble.settings import ActorSettings
+
+if TYPE_CHECKING:  # the store module imports xarray and zarr: only when the bench runs
+    from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
+
+RESOURCE = "virtual_accelerator"
+
+DEFAULTS: dict[str, Any] = {
+    "accelerators": [1, 8, 32, 64],
+    "checkpoints": 29,
+    "blocks": 2,
+    "units_per_accelerator": 8,
+    "leads": 8,
+    "step_s": 0.25,
+    "load_s": 1.0,
+    "member_block": 4,
+    "nlat": 16,
+    "nlon": 32,
+    "channels": 4,
+}
+
+
+@dataclass
+class EmulatedPlan:
+    """A ``UnitPlan`` for emulated units: a layout, actor settings and the emulated costs."""
+
+    actors: ActorSettings
+    layout: EnsembleLayout
+    step_s: float
+    """Seconds of emulated model time per saved lead of a unit."""
+    load_s: float
+    """Seconds an emulated checkpoint load takes."""
+    checkpoint_paths: Sequence[str] = field(default_factory=list)
+
+
+class EmulatedUnitRunner:
+    """A ``UnitRunner`` whose model is a sleep; its store writes are real.
+
+    Each unit's values are a function of the unit and lead alone, so the store's bytes do not
+    depend on which actor ran which unit.
+    """
+
+    def __init__(self, plan: EmulatedPlan, checkpoint: int, store: str) -> None:
+        self.plan, self.store = plan, store
+        self.checkpoint = -1
+        self._hold(checkpoint)
+
+    def _hold(self, checkpoint: int) -> None:
+        if checkpoint != self.checkpoint:
+            time.sleep(self.plan.load_s)
+            self.checkpoint = checkpoint
+
+    def run(self, unit: Unit) -> Unit:
+        from swarmcast.ops.ensemble.store import UnitWriter
+
+        self._hold(unit.checkpoint)
+        lay = self.plan.layout
+        writer = UnitWriter(self.store, lay, unit)
+        shape = (lay.member_block, 1, len(lay.channels), len(lay.lat), len(lay.lon))
+        rng = np.random.default_rng([unit.init, unit.checkpoint, unit.block])
+        for _ in range(len(lay.lead_times)):
+            time.sleep(self.plan.step_s)
+            writer.write(rng.standard_normal(shape, dtype=np.float32))
+        writer.finish()
+        return unit
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def emulated_layout(p: dict, n_dates: int) -> EnsembleLayout:
+    """The store layout of ``n_dates`` init dates for the bench parameters ``p``."""
+    from swarmcast.ops.ensemble.store import EnsembleLayout
+
+    members = p["member_block"] * p["blocks"]
+    return EnsembleLayout(
+        init_times=np.datetime64("2020-01-01T00", "ns") + np.arange(n_dates) * np.timedelta64(24, "h"),
+        lead_times=np.arange(p["leads"]) * np.timedelta64(6, "h").astype("timedelta64[ns]"),
+        lat=np.linspace(-90, 90, p["nlat"]),
+        lon=np.linspace(0, 360, p["nlon"], endpoint=False),
+        channels=tuple(f"c{k}" for k in range(p["channels"])),
+        checkpoints=tuple(f"ckpt-{k:02d}" for k in range(p["checkpoints"])),
+        perturbation=np.arange(members),
+        sign=np.zeros(members, dtype=int),
+        member_block=p["member_block"],
+        leads_per_shard=p["leads"],
+    )
+
+
+def _one_size(p: dict, n: int, folder: Path) -> dict:
+    from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
+    from swarmcast.pipelines.ensemble.scheduler import run_units
+
+    per_date = p["checkpoints"] * p["blocks"]
+    n_dates = math.ceil(p["units_per_accelerator"] * n / per_date)
+    layout = emulated_layout(p, n_dates)
+    actors = ActorSettings(cpus=0.01, resources={RESOURCE: 1.0}, max_actors=n, max_unit_retries=0)
+    plan = EmulatedPlan(actors, layout, p["step_s"], p["load_s"], [""] * p["checkpoints"])
+    store = create_ensemble_store(
+        folder / f"scale-{n}.zarr",
+        layout,
+        np.zeros((n_dates, layout.n_members), dtype=np.int64),
+        {"swarmcast_stage": "bench scale"},
+    )
+    pending = list(layout.units())
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    report = run_units(plan, store, pending, label=f"scale N={n}", runner=EmulatedUnitRunner)
+    wall, driver_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if len(done_units(store, layout)) != len(pending):
+        raise RuntimeError(f"N={n}: not every unit was written")
+    model_s = len(pending) * p["leads"] * p["step_s"]
+    return {
+        "accelerators": n,
+        "units": len(pending),
+        "init_dates": n_dates,
+        "wall_s": round(wall, 2),
+        "model_s": round(model_s, 2),
+        "utilization": round(model_s / (n * wall), 4),
+        "model_loads": report.model_loads,
+        "most_actors": report.most_actors,
+        "driver_cpu_ms_per_unit": round(1e3 * driver_cpu / len(pending), 3),
+    }
+
+
+def _sizes(given: object) -> list[int]:
+    """Accelerator counts from ``8``, ``[1, 8]`` or ``"1,8"`` (the command line's form)."""
+    items = given.split(",") if isinstance(given, str) else given if isinstance(given, list) else [given]
+    try:
+        sizes = sorted({int(n) for n in items})
+    except (TypeError, ValueError):
+        sizes = []
+    if not sizes or sizes[0] < 1:
+        raise ConfigError(f"accelerators: positive whole counts such as 1,8,64; got {given!r}")
+    return sizes
+
+
+def run(params: dict) -> dict:
+    import ray
+
+    p = check_params(params, DEFAULTS)
+    sizes = _sizes(p["accelerators"])
+    if ray.is_initialized():
+        raise ConfigError("bench scale starts its own Ray instance with virtual accelerators; run it without --address")
+    ray.init(address="local", resources={RESOURCE: float(sizes[-1])}, include_dashboard=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="swarmcast-bench-scale-") as tmp:
+            rows = [_one_size(p, n, Path(tmp)) for n in sizes]
+    finally:
+        ray.shutdown()
+    return {
+        "bench": "scale",
+        "params": p,
+        "sizes": rows,
+        "ratio": rows[-1]["utilization"],
+        "machine": machine(),
+    }
+
+
+__all__ = ["DEFAULTS", "EmulatedPlan", "EmulatedUnitRunner", "emulated_layout", "run"]

@@ -1,0 +1,113 @@
+"""The elastic unit scheduler on real Ray actors writing a real store.
+
+The actors are ``swarmcast bench scale``'s emulated runners: a sleep for the model, real shard
+and done-flag writes. The pool is sized by ``max_actors`` here, independently of the number of
+checkpoints; the counts of loads below follow from the policy (keep the held checkpoint while
+it has released units, else move to the one with the most queued units per actor).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swarmcast.ops.ensemble.campaign import DateWindow
+from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
+from swarmcast.pipelines.bench.scale import DEFAULTS, EmulatedPlan, EmulatedUnitRunner, emulated_layout
+from swarmcast.pipelines.cli import main
+from swarmcast.pipelines.ensemble.scheduler import SchedulerReport, run_units
+from swarmcast.pipelines.ensemble.settings import ActorSettings
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+PARAMS = {
+    **DEFAULTS,
+    "checkpoints": 3,
+    "blocks": 2,
+    "leads": 3,
+    "step_s": 0.01,
+    "load_s": 0.02,
+    "member_block": 2,
+    "nlat": 4,
+    "nlon": 8,
+    "channels": 2,
+}
+N_DATES = 2
+UNITS = N_DATES * PARAMS["checkpoints"] * PARAMS["blocks"]
+
+
+def run_pool(folder: Path, max_actors: int, max_dates: int | None = None) -> tuple[Path, SchedulerReport]:
+    layout = emulated_layout(PARAMS, N_DATES)
+    plan = EmulatedPlan(
+        ActorSettings(cpus=0.25, max_actors=max_actors), layout, PARAMS["step_s"], PARAMS["load_s"], [""] * 3
+    )
+    path = folder / f"pool-{max_actors}-{max_dates}.zarr"
+    create_ensemble_store(path, layout, np.zeros((N_DATES, layout.n_members), dtype=np.int64), {"swarmcast_stage": "t"})
+    pending = list(layout.units())
+    window = DateWindow(pending, max_dates=max_dates)
+    report = run_units(plan, path, pending, label="pool", runner=EmulatedUnitRunner, window=window)
+    assert len(done_units(path, layout)) == UNITS
+    return path, report
+
+
+def files(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+def test_one_actor_walks_through_the_checkpoints_loading_each_once(ray_session, tmp_path):
+    _, report = run_pool(tmp_path, max_actors=1)
+    assert (report.computed, report.actors_started, report.most_actors) == (UNITS, 1, 1)
+    assert report.model_loads == PARAMS["checkpoints"]  # all of a checkpoint's units, then the next
+    assert report.redone == 0
+
+
+def test_an_actor_keeps_its_checkpoint_from_one_date_to_the_next(ray_session, tmp_path):
+    # one date at a time: date 0 loads 0, 1, 2; date 1 starts on the held 2, then loads 0 and 1
+    _, report = run_pool(tmp_path, max_actors=1, max_dates=1)
+    assert report.model_loads == 5
+
+
+def test_more_actors_than_checkpoints_share_them_and_write_the_same_bytes(ray_session, tmp_path):
+    one, _ = run_pool(tmp_path, max_actors=1)
+    many, report = run_pool(tmp_path, max_actors=6)
+    assert report.most_actors == report.actors_started == 6 > PARAMS["checkpoints"]
+    assert report.model_loads >= 6 and report.computed == UNITS
+    assert files(many) == files(one)
+
+
+def test_bench_scale_refuses_a_running_ray_session(ray_session, capsys):
+    assert main(["bench", "scale", "accelerators=2"]) == 2
+    assert "starts its own Ray instance" in capsys.readouterr().err
+
+
+def test_bench_scale_reports_utilization_per_cluster_size(tmp_path):
+    """In a fresh process: the bench starts Ray with the virtual accelerators itself."""
+    args = ["accelerators=1,4", "checkpoints=3", "blocks=2", "units_per_accelerator=2", "leads=2"]
+    args += ["step_s=0.05", "load_s=0.05", "member_block=2", "nlat=4", "nlon=8", "channels=2"]
+    exe = Path(sys.executable).parent / "swarmcast"
+    out = subprocess.run(
+        [str(exe), "bench", "scale", *args],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=tmp_path,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [row["accelerators"] for row in result["sizes"]] == [1, 4]
+    for row in result["sizes"]:
+        n = row["accelerators"]
+        # enough whole dates of 3 checkpoints x 2 blocks for 2 units per accelerator
+        dates = -(-2 * n // 6)
+        assert (row["init_dates"], row["units"]) == (dates, dates * 6)
+        assert row["model_s"] == pytest.approx(row["units"] * 2 * 0.05)
+        assert row["most_actors"] == min(n, row["units"]) and row["model_loads"] >= row["most_actors"]
+        # N accelerators cannot be busy more than N x wall: a pool larger than N would break this
+        assert 0 < row["utilization"] <= 1
+        assert row["driver_cpu_ms_per_unit"] > 0
+    assert result["ratio"] == result["sizes"][-1]["utilization"]
+    assert not list(tmp_path.iterdir())  # its stores lived in a temporary folder
