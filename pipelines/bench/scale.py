@@ -4,15 +4,21 @@ This machine has no 64 GPUs, so the accelerators are virtual: a Ray custom resou
 ``virtual_accelerator`` (one per actor), and the model is emulated. An actor "loads" a
 checkpoint by sleeping ``load_s`` and "steps" a member block by sleeping ``step_s`` per saved
 lead (``time.sleep`` releases the GIL and uses no CPU, as a kernel running on a GPU would);
-everything else is real: the scheduler (``swarmcast.pipelines.ensemble.scheduler``), Ray
-actors, and a real ensemble store with every unit's shards and done flags written at a small
-grid. Each N gets a fresh store and enough init dates to give every accelerator
-``units_per_accelerator`` units (29 checkpoints, as HENS).
+everything else is real: the scheduler (``swarmcast.pipelines.ensemble.scheduler``), its actor
+pool, Ray actors, and a real ensemble store with every unit's shards and done flags written at
+a small grid. Each N gets a fresh store and ``units_per_accelerator`` x N units, init-major
+over 29 checkpoints (as HENS), so the last date may be partial.
 
-Reported per N: utilization = emulated model time / (N x wall), the wall clock of the whole
-``run_units`` call (actor start-up, checkpoint loads, writes and the tail included), and the
-driver's CPU seconds per unit. ``ratio`` is the utilization at the largest N. Ray is started
-here, with the virtual accelerators, so the bench refuses to run inside a running Ray session.
+Reported per N: ``startup_s``, the time for the pool's actors to start and load their first
+checkpoint (overlapped with creating the store, as the stages do); ``utilization`` = emulated
+model time / (N x wall of ``run_units``), loads, writes, scheduling and the tail included;
+``utilization_with_startup`` counts the start-up too; the driver's CPU milliseconds per unit;
+and ``machine_cpu_busy``, the fraction of this machine's CPUs in use during ``run_units``. On a
+real cluster every accelerator brings its own CPU cores; here all N actors share this machine's,
+so when ``machine_cpu_busy`` nears 1 the figure measures this machine, not the scheduler, and
+``step_s`` must grow with N (real HENS units run for minutes). ``ratio`` is the utilization at
+the largest N. Ray is started here, with the virtual accelerators, so the bench refuses to run
+inside a running Ray session.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,8 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "blocks": 2,
     "units_per_accelerator": 8,
     "leads": 8,
-    "step_s": 0.25,
-    "load_s": 1.0,
+    "step_s": 1.0,
+    "load_s": 0.5,
     "member_block": 4,
     "nlat": 16,
     "nlon": 32,
@@ -75,6 +82,7 @@ class EmulatedUnitRunner:
     def __init__(self, plan: EmulatedPlan, checkpoint: int, store: str) -> None:
         self.plan, self.store = plan, store
         self.checkpoint = -1
+        self._compute = threading.Lock()
         self._hold(checkpoint)
 
     def _hold(self, checkpoint: int) -> None:
@@ -85,15 +93,16 @@ class EmulatedUnitRunner:
     def run(self, unit: Unit) -> Unit:
         from swarmcast.ops.ensemble.store import UnitWriter
 
-        self._hold(unit.checkpoint)
         lay = self.plan.layout
-        writer = UnitWriter(self.store, lay, unit)
-        shape = (lay.member_block, 1, len(lay.channels), len(lay.lat), len(lay.lon))
-        rng = np.random.default_rng([unit.init, unit.checkpoint, unit.block])
-        for _ in range(len(lay.lead_times)):
-            time.sleep(self.plan.step_s)
-            writer.write(rng.standard_normal(shape, dtype=np.float32))
-        writer.finish()
+        with self._compute:  # the emulated accelerator runs one unit at a time
+            self._hold(unit.checkpoint)
+            writer = UnitWriter(self.store, lay, unit)
+            shape = (lay.member_block, 1, len(lay.channels), len(lay.lat), len(lay.lon))
+            rng = np.random.default_rng([unit.init, unit.checkpoint, unit.block])
+            for _ in range(len(lay.lead_times)):
+                time.sleep(self.plan.step_s)
+                writer.write(rng.standard_normal(shape, dtype=np.float32))
+        writer.finish()  # write-behind: while the next unit "computes"
         return unit
 
     def pid(self) -> int:
@@ -119,38 +128,56 @@ def emulated_layout(p: dict, n_dates: int) -> EnsembleLayout:
     )
 
 
+def _cpu_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat via psutil."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0), sum(t)
+
+
 def _one_size(p: dict, n: int, folder: Path) -> dict:
     from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
-    from swarmcast.pipelines.ensemble.scheduler import run_units
+    from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units
 
-    per_date = p["checkpoints"] * p["blocks"]
-    n_dates = math.ceil(p["units_per_accelerator"] * n / per_date)
+    n_units = p["units_per_accelerator"] * n
+    n_dates = math.ceil(n_units / (p["checkpoints"] * p["blocks"]))
     layout = emulated_layout(p, n_dates)
     actors = ActorSettings(cpus=0.01, resources={RESOURCE: 1.0}, max_actors=n, max_unit_retries=0)
     plan = EmulatedPlan(actors, layout, p["step_s"], p["load_s"], [""] * p["checkpoints"])
-    store = create_ensemble_store(
-        folder / f"scale-{n}.zarr",
-        layout,
-        np.zeros((n_dates, layout.n_members), dtype=np.int64),
-        {"swarmcast_stage": "bench scale"},
-    )
-    pending = list(layout.units())
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    report = run_units(plan, store, pending, label=f"scale N={n}", runner=EmulatedUnitRunner)
-    wall, driver_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    pending = list(layout.units())[:n_units]  # init-major: whole dates, the last one in part
+    with ActorPool(plan, folder / f"scale-{n}.zarr", EmulatedUnitRunner, limit=n) as pool:
+        t_start = time.perf_counter()
+        pool.start(pending)  # the actors start and load while the store is created, as in a stage
+        store = create_ensemble_store(
+            folder / f"scale-{n}.zarr",
+            layout,
+            np.zeros((n_dates, layout.n_members), dtype=np.int64),
+            {"swarmcast_stage": "bench scale"},
+        )
+        pool.wait_started()
+        started = time.perf_counter()
+        cpu0, busy0 = time.process_time(), _cpu_busy()
+        report = run_units(plan, store, pending, label=f"scale N={n}", runner=EmulatedUnitRunner, pool=pool)
+        end = time.perf_counter()
+        driver_cpu, busy1 = time.process_time() - cpu0, _cpu_busy()
     if len(done_units(store, layout)) != len(pending):
         raise RuntimeError(f"N={n}: not every unit was written")
     model_s = len(pending) * p["leads"] * p["step_s"]
+    machine_busy = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
     return {
         "accelerators": n,
         "units": len(pending),
         "init_dates": n_dates,
-        "wall_s": round(wall, 2),
+        "startup_s": round(started - t_start, 2),
+        "wall_s": round(end - started, 2),
         "model_s": round(model_s, 2),
-        "utilization": round(model_s / (n * wall), 4),
+        "utilization": round(model_s / (n * (end - started)), 4),
+        "utilization_with_startup": round(model_s / (n * (end - t_start)), 4),
         "model_loads": report.model_loads,
         "most_actors": report.most_actors,
         "driver_cpu_ms_per_unit": round(1e3 * driver_cpu / len(pending), 3),
+        "machine_cpu_busy": round(machine_busy, 3),
     }
 
 

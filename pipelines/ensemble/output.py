@@ -24,12 +24,15 @@ def open_ensemble_output(
     attrs: dict,
     *,
     extra: Callable[[Path], None] | None = None,
+    before_create: Callable[[], None] | None = None,
 ) -> list[Unit]:
     """Create an ensemble store (or reopen the one the same config made); its units still to do.
 
     A store made by another config is refused unless ``--overwrite``. ``seeds``: int
     (n_init, n_members); ``extra(staging_folder)`` adds stage-specific arrays before the
-    metadata is consolidated (ARCHITECTURE.md, "The ensemble store").
+    metadata is consolidated (ARCHITECTURE.md, "The ensemble store"). ``before_create()`` runs
+    just before a new store is created: stages start their actors there, so checkpoints load
+    while the metadata is written.
     """
     fingerprint = json.loads(json.dumps(fingerprint))
     if output_exists(out) and not ctx.overwrite:
@@ -37,6 +40,8 @@ def open_ensemble_output(
             kind = fingerprint.get("kind", "stage")
             raise ConfigError(f"{out} was made by a different {kind} config or checkpoints; pass --overwrite")
     else:
+        if before_create is not None:
+            before_create()
         full = {
             "Conventions": "CF-1.10",
             "title": attrs.get("title", "swarmcast ensemble"),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.store import Unit
@@ -53,7 +53,8 @@ class SchedulerReport:
 
 def _actor_options(plan: UnitPlan) -> dict:
     a = plan.actors
-    opts: dict = {"num_cpus": a.cpus, "max_restarts": 0}
+    # write-behind: a second thread writes one unit's shards while the first computes the next
+    opts: dict = {"num_cpus": a.cpus, "max_restarts": 0, "max_concurrency": 2 if a.write_behind else 1}
     if a.use_gpu:
         opts["num_gpus"] = 1.0 / a.per_gpu
     if a.resources:
@@ -76,29 +77,82 @@ def _max_actors(plan: UnitPlan) -> int:
 
 def _setup_failure(err: RayActorError, checkpoint: str) -> ConfigError:
     """The message of an actor whose constructor raised (e.g. a missing GPU), as a user error."""
-    cause = str(err).strip().splitlines()
-    last = next((line for line in reversed(cause) if line.strip()), str(err))
-    return ConfigError(f"the actor for checkpoint {checkpoint} could not start: {last.strip()}")
+    return ConfigError(f"the actor for checkpoint {checkpoint} could not start: {_last_line(err)}")
 
 
 @dataclass
 class _Slot:
-    """A live actor and the checkpoint it holds loaded."""
+    """A live actor, the checkpoint it holds (that of the last unit given to it) and how many
+    units it has in flight."""
 
     actor: Any
     holds: int
+    running: int = 0
+    alive: bool = True
 
 
-class _Pool:
-    """The driver's bookkeeping: queued units per checkpoint, live actors, units in flight."""
+def _busiest(counts: dict[int, int], holders: Counter[int]) -> int | None:
+    """The checkpoint with the most units per actor on it (counting the one being placed);
+    ties go to the lowest index. None when no checkpoint has units."""
+    waiting = [ck for ck, n in counts.items() if n]
+    if not waiting:
+        return None
+    return min(waiting, key=lambda c: (-counts[c] / (holders[c] + 1), c))
 
-    def __init__(self, plan: UnitPlan, store: Location, runner: RunnerClass, limit: int, report: SchedulerReport):
-        self.plan, self.store, self.limit, self.report = plan, store, limit, report
+
+class ActorPool:
+    """The elastic pool of unit runners and the driver's bookkeeping: queued units per
+    checkpoint, live actors, units in flight. ``start`` may warm it before ``run_units`` (while
+    the store is being created); ``run_units`` makes one otherwise. Used once; as a context
+    manager it kills whatever actors are left when the block ends (an error included).
+
+    With ``actors.write_behind`` each actor has two units in flight: it computes one while the
+    other's shards are written (the runner serialises compute with a lock).
+    """
+
+    def __init__(self, plan: UnitPlan, store: Location, runner: RunnerClass, limit: int | None = None) -> None:
+        self.plan, self.store = plan, store
+        self.limit = limit or _max_actors(plan)
+        self.depth = 2 if plan.actors.write_behind else 1
+        self.report = SchedulerReport()
         self.remote_runner = ray.remote(runner).options(**_actor_options(plan))
         self.queued: dict[int, deque[Unit]] = defaultdict(deque)  # checkpoint -> released units
         self.holders: Counter[int] = Counter()  # checkpoint -> live actors holding it
         self.active: dict[Any, tuple[_Slot, Unit]] = {}  # ref -> (slot, unit)
-        self.idle: list[_Slot] = []
+        self.slots: list[_Slot] = []
+        self._starting: list[tuple[Any, int]] = []  # (pid() ref, checkpoint) of ``start``'s actors
+
+    def _new_actor(self, checkpoint: int) -> _Slot:
+        slot = _Slot(self.remote_runner.remote(self.plan, checkpoint, str(self.store)), checkpoint)
+        self.slots.append(slot)
+        self.holders[checkpoint] += 1
+        self.report.actors_started += 1
+        self.report.model_loads += 1
+        self.report.most_actors = max(self.report.most_actors, len(self.slots))
+        return slot
+
+    def start(self, units: list[Unit]) -> None:
+        """Start up to ``limit`` actors for ``units`` now (not waiting for them), spread over
+        the checkpoints as ``run_units`` would place them; they wait idle for their units."""
+        want = Counter(u.checkpoint for u in units)
+        while len(self.slots) < self.limit:
+            ck = _busiest(want, self.holders)
+            if ck is None:
+                return
+            want[ck] -= 1
+            slot = self._new_actor(ck)
+            self._starting.append((slot.actor.pid.remote(), ck))
+
+    def wait_started(self) -> None:
+        """Block until the actors ``start`` launched have loaded their checkpoints."""
+        for ref, checkpoint in self._starting:
+            try:
+                ray.get(ref)
+            except RayActorError as err:
+                if getattr(err, "actor_init_failed", False):
+                    raise _setup_failure(err, self.plan.layout.checkpoints[checkpoint]) from None
+                # died otherwise (a lost node): its first unit fails and is redone elsewhere
+        self._starting.clear()
 
     def release(self, units: list[Unit]) -> None:
         for u in units:
@@ -106,14 +160,11 @@ class _Pool:
 
     def _take(self, holds: int | None) -> Unit | None:
         """The next unit for an actor holding ``holds``: its own checkpoint's first, else the
-        checkpoint with the most queued units per actor on it (ties: lowest index)."""
+        checkpoint with the most queued units per actor on it."""
         if holds is not None and self.queued[holds]:
             return self.queued[holds].popleft()
-        waiting = [ck for ck, q in self.queued.items() if q]
-        if not waiting:
-            return None
-        ck = min(waiting, key=lambda c: (-len(self.queued[c]) / (self.holders[c] + 1), c))
-        return self.queued[ck].popleft()
+        ck = _busiest({c: len(q) for c, q in self.queued.items()}, self.holders)
+        return None if ck is None else self.queued[ck].popleft()
 
     def _submit(self, slot: _Slot, unit: Unit) -> None:
         if slot.holds != unit.checkpoint:
@@ -121,38 +172,57 @@ class _Pool:
             self.holders[unit.checkpoint] += 1
             slot.holds = unit.checkpoint
             self.report.model_loads += 1
+        slot.running += 1
         self.active[slot.actor.run.remote(unit)] = (slot, unit)
 
     def dispatch(self) -> None:
-        """Give queued units to idle actors (those that need no reload first), then start actors
-        while the pool has room."""
-        self.idle.sort(key=lambda s: not self.queued[s.holds])
-        while self.idle:
-            unit = self._take(self.idle[0].holds)
-            if unit is None:
-                break
-            self._submit(self.idle.pop(0), unit)
-        while len(self.active) + len(self.idle) < self.limit:
-            unit = self._take(None)
-            if unit is None:
-                break
-            actor = self.remote_runner.remote(self.plan, unit.checkpoint, str(self.store))
-            self.report.actors_started += 1
-            self.report.model_loads += 1
-            self.holders[unit.checkpoint] += 1
-            self.active[actor.run.remote(unit)] = (_Slot(actor, unit.checkpoint), unit)
-        self.report.most_actors = max(self.report.most_actors, len(self.active) + len(self.idle))
+        """Fill idle actors (those that need no reload first), then start actors while the pool
+        has room, then give busy actors their second unit (write-behind)."""
+        for running in range(self.depth):
+            free = sorted((s for s in self.slots if s.running == running), key=lambda s: not self.queued[s.holds])
+            for slot in free:
+                if running == 0:
+                    unit = self._take(slot.holds)
+                    if unit is None:
+                        return  # nothing queued at all
+                elif self.queued[slot.holds]:  # a second unit only of the checkpoint it holds
+                    unit = self.queued[slot.holds].popleft()
+                else:
+                    continue
+                self._submit(slot, unit)
+            while running == 0 and len(self.slots) < self.limit:
+                unit = self._take(None)
+                if unit is None:
+                    return
+                self._submit(self._new_actor(unit.checkpoint), unit)
+
+    def finished(self, slot: _Slot) -> None:
+        slot.running -= 1
 
     def lost(self, slot: _Slot, unit: Unit) -> None:
         """``slot``'s actor died running ``unit``: queue the unit first for whoever is next."""
-        self.holders[slot.holds] -= 1
+        slot.running -= 1
+        if slot.alive:
+            slot.alive = False
+            self.slots.remove(slot)
+            self.holders[slot.holds] -= 1
         self.queued[unit.checkpoint].appendleft(unit)
 
     def retire_idle(self) -> None:
-        for slot in self.idle:
+        for slot in [s for s in self.slots if s.running == 0]:
             ray.kill(slot.actor)
             self.holders[slot.holds] -= 1
-        self.idle.clear()
+            self.slots.remove(slot)
+
+    def __enter__(self) -> ActorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Kill every actor still alive (after an error: none is left running or loading)."""
+        for slot in self.slots:
+            ray.kill(slot.actor)
+        self.slots.clear()
+        self.active.clear()
 
 
 def run_units(
@@ -163,17 +233,21 @@ def run_units(
     label: str,
     runner: RunnerClass[PlanT],
     window: DateWindow | None = None,
+    pool: ActorPool | None = None,
 ) -> SchedulerReport:
     """Compute ``pending`` units on an elastic actor pool (see the module docstring).
 
     ``runner(plan, checkpoint_index, store)`` is the actor class: it loads that checkpoint, and
     its ``run(unit)`` computes and writes one unit, loading the unit's checkpoint first when it
     holds another. ``window`` (a campaign) releases the units of a few init dates at a time; by
-    default all at once.
+    default all at once. ``pool``: one already started (``ActorPool.start``) for these units.
+    A unit whose ``run`` raises (a failed write, say) is redone like one whose actor died; it
+    was not marked done, so after ``max_unit_retries`` the error is raised and a rerun resumes.
     """
     window = window or DateWindow(pending)
-    report = SchedulerReport()
-    pool = _Pool(plan, store, runner, min(_max_actors(plan), max(1, len(pending))), report)
+    if pool is None:
+        pool = ActorPool(plan, store, runner, min(_max_actors(plan), max(1, len(pending))))
+    report = pool.report
     retries: dict[Unit, int] = {}
     with Progress(f"{label}: units", len(pending), "units") as bar:
         pool.release(window.release())
@@ -183,20 +257,27 @@ def run_units(
             slot, unit = pool.active.pop(ready[0])
             try:
                 ray.get(ready[0])
-            except (RayActorError, ActorUnavailableError) as err:  # died, or lost with its node
+            except (RayActorError, ActorUnavailableError, RayTaskError) as err:
                 if getattr(err, "actor_init_failed", False):
                     raise _setup_failure(err, plan.layout.checkpoints[unit.checkpoint]) from None
                 retries[unit] = retries.get(unit, 0) + 1
                 if retries[unit] > plan.actors.max_unit_retries:
-                    raise RuntimeError(f"unit {unit} failed {retries[unit]} times; rerun to resume") from None
+                    raise RuntimeError(
+                        f"unit {unit} failed {retries[unit]} times; its members are not marked done, "
+                        f"so a rerun resumes it. Last error: {_last_line(err)}"
+                    ) from None
                 report.redone += 1
-                pool.lost(slot, unit)
+                if isinstance(err, RayTaskError):  # the actor lives on; only the unit failed
+                    pool.finished(slot)
+                    pool.queued[unit.checkpoint].appendleft(unit)
+                else:  # died, or lost with its node
+                    pool.lost(slot, unit)
                 pool.dispatch()
                 continue
             bar.update(1)
             report.computed += 1
+            pool.finished(slot)
             pool.release(window.finished(unit))
-            pool.idle.append(slot)
             pool.dispatch()
             if window.exhausted and not any(pool.queued.values()):
                 pool.retire_idle()  # nothing more will be released: free their GPUs now
@@ -205,4 +286,9 @@ def run_units(
     return report
 
 
-__all__ = ["SchedulerReport", "run_units"]
+def _last_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+__all__ = ["ActorPool", "SchedulerReport", "run_units"]

@@ -55,8 +55,11 @@ class ActorSettings(Strict):
     max_actors: int | None = Field(None, ge=1)
     """Actors at once; None: as many as the cluster's CPUs, GPUs and ``resources`` allow,
     whatever the number of checkpoints."""
+    write_behind: bool = True
+    """Each actor computes its next unit while the last one's shards are compressed and written
+    (two units in flight per actor, so memory for two units' output)."""
     max_unit_retries: int = Field(3, ge=0)
-    """Times a unit is redone after its actor died before giving up."""
+    """Times a unit is redone (its actor died, or its computation or writes raised) before giving up."""
 
 
 class CampaignSettings(Strict):

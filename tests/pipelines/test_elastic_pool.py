@@ -101,13 +101,13 @@ def test_bench_scale_reports_utilization_per_cluster_size(tmp_path):
     assert [row["accelerators"] for row in result["sizes"]] == [1, 4]
     for row in result["sizes"]:
         n = row["accelerators"]
-        # enough whole dates of 3 checkpoints x 2 blocks for 2 units per accelerator
-        dates = -(-2 * n // 6)
-        assert (row["init_dates"], row["units"]) == (dates, dates * 6)
+        # 2 units per accelerator, init-major over dates of 3 checkpoints x 2 blocks
+        assert (row["units"], row["init_dates"]) == (2 * n, -(-2 * n // 6))
         assert row["model_s"] == pytest.approx(row["units"] * 2 * 0.05)
-        assert row["most_actors"] == min(n, row["units"]) and row["model_loads"] >= row["most_actors"]
+        assert row["most_actors"] == n and row["model_loads"] >= n
         # N accelerators cannot be busy more than N x wall: a pool larger than N would break this
-        assert 0 < row["utilization"] <= 1
-        assert row["driver_cpu_ms_per_unit"] > 0
+        assert 0 < row["utilization_with_startup"] < row["utilization"] <= 1
+        assert row["startup_s"] >= 0.05  # every actor loaded a checkpoint (load_s) before work
+        assert row["driver_cpu_ms_per_unit"] > 0 and 0 < row["machine_cpu_busy"] <= 1
     assert result["ratio"] == result["sizes"][-1]["utilization"]
     assert not list(tmp_path.iterdir())  # its stores lived in a temporary folder

@@ -1,4 +1,5 @@
-"""``use_gpu`` where no GPU can serve it: refused before work, or reported once when an actor cannot start."""
+"""Actor resources no node can serve (``use_gpu`` without GPUs, custom resources the cluster lacks):
+refused before work, or reported once when an actor cannot start."""
 
 import json
 import os
@@ -56,6 +57,17 @@ def test_use_gpu_on_a_cluster_without_gpus_is_refused_before_any_work(ray_sessio
     with pytest.raises(ConfigError, match=rf"{key}: true, but the Ray cluster has no GPUs"):
         run(base, [stage])
     assert not (base / stage["output"]).exists()
+
+
+def test_custom_resources_the_cluster_lacks_are_refused_before_any_work(ray_session, swe_store, tmp_path):
+    """Before: Ray would queue the actors forever, waiting for a node with a TPU."""
+    base = workdir(tmp_path, swe_store)
+    stage = {**HINDCAST, "actors": {"cpus": 0.5, "resources": {"TPU": 1, "CPU_SPARE": 0.5}}}
+    with pytest.raises(ConfigError) as err:
+        run(base, [stage])
+    assert "actors.resources.TPU: 1 per actor, but the Ray cluster has 0" in str(err.value)
+    assert "actors.resources.CPU_SPARE: 0.5 per actor, but the Ray cluster has 0" in str(err.value)
+    assert not (base / "hindcast.zarr").exists()
 
 
 SCRIPT = """

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+import zarr
 
 from support.checkpoints import write_untrained_checkpoint as write_checkpoint
 from support.processes import pids_running
@@ -264,3 +266,26 @@ def test_campaign_runs_dates_in_priority_order_one_at_a_time(reference, inputs, 
     assert result["dates_in_order"] == ["2001-01-02T00", "2001-01-01T18"] and result["most_dates_at_once"] == 1
     ref, got = files(ref_path), files(base / "hindcast.zarr")
     assert got.keys() == ref.keys() and all(got[k] == ref[k] for k in ref if k != "zarr.json")
+
+
+def test_a_failed_write_fails_its_units_unmarked_and_a_rerun_completes_them(reference, inputs, tmp_path):
+    """A real write failure: a file where init 0's shard folder of ``h`` must go (writes raise
+    even as root). Each unit is retried, never marked done, and the stage stops with the
+    reason; once the obstacle is gone a rerun writes exactly the reference store."""
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    store = base / "hindcast.zarr"
+    shutil.copytree(ref_path, store)
+    zarr.open_group(store, mode="r+", use_consolidated=False)["member_done"][0, :] = False
+    for c in CH:
+        shutil.rmtree(store / c / "c" / "0")
+    (store / "h" / "c" / "0").write_text("in the way")
+    with pytest.raises(RuntimeError, match=r"failed 4 times; its members are not marked done") as err:
+        run(base)
+    assert "Not a directory" in str(err.value) or "File exists" in str(err.value), err.value
+    done = xr.open_zarr(store)["member_done"].values
+    assert not done[0].any() and done[1].all()  # nothing of the failed date is marked done
+    (store / "h" / "c" / "0").unlink()
+    (result,) = run(base)
+    assert result["computed"] == 2
+    assert files(store) == files(ref_path)

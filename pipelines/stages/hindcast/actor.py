@@ -9,6 +9,7 @@ online summaries, then its done flags. Scheduling, reuse and retries are the sch
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class SFNOUnitRunner:
         self.device = compute_device(plan.actors.use_gpu)
         torch.set_num_threads(max(1, int(plan.actors.cpus)))
         self.data = open_climate(plan.store, plan.channels)
+        self._compute = threading.Lock()  # Ray runs two units at once with actors.write_behind
         self._hold(checkpoint)
 
     def _hold(self, checkpoint: int) -> None:
@@ -61,22 +63,25 @@ class SFNOUnitRunner:
         self.checkpoint = checkpoint
 
     def run(self, unit: Unit) -> Unit:
-        self._hold(unit.checkpoint)
         plan, layout = self.plan, self.plan.layout
-        idx = plan.history_index[unit.init]
-        history = np.stack([self.data[c].isel(time=idx).values for c in plan.channels], axis=1)
-        t0 = layout.init_times[unit.init]
-        members = plan.members(t0, plan.ids[unit.checkpoint])
-        block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
-        writer = UnitWriter(self.store, layout, unit)
-        summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None
-        h = torch.as_tensor(history, device=self.device)
-        for chunk in run_unit(
-            self.model, self.perturbation, h, block, plan.n_steps, output_every=plan.config.output_every
-        ):
-            writer.write(chunk[:, :, plan.keep])
-            if summary is not None:
-                summary.add(chunk)
+        with self._compute:  # one unit computes at a time; another may be writing meanwhile
+            self._hold(unit.checkpoint)
+            idx = plan.history_index[unit.init]
+            history = np.stack([self.data[c].isel(time=idx).values for c in plan.channels], axis=1)
+            t0 = layout.init_times[unit.init]
+            members = plan.members(t0, plan.ids[unit.checkpoint])
+            block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
+            writer = UnitWriter(self.store, layout, unit)
+            summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None
+            h = torch.as_tensor(history, device=self.device)
+            for chunk in run_unit(
+                self.model, self.perturbation, h, block, plan.n_steps, output_every=plan.config.output_every
+            ):
+                writer.write(chunk[:, :, plan.keep])
+                if summary is not None:
+                    summary.add(chunk)
+        # write-behind: the shards still buffered (all of them when a shard holds every lead)
+        # are compressed and written here, while the next unit computes
         if summary is not None:  # before the done flags, which writer.finish() sets last
             summary.write(self.store, unit.init, unit.checkpoint * layout.blocks_per_checkpoint + unit.block)
         writer.finish()

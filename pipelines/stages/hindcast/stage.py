@@ -133,7 +133,7 @@ class HindcastConfig(StageConfig):
 
 
 def run(config: HindcastConfig, ctx: StageContext) -> dict:
-    from swarmcast.pipelines.ensemble.scheduler import run_units  # imports Ray: only when running
+    from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units  # imports Ray: only when running
     from swarmcast.pipelines.stages.hindcast.actor import SFNOUnitRunner
 
     plan = HindcastPlan(config, ctx)
@@ -142,25 +142,27 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     out = resolve_path(ctx.base, config.output)
     hashes = {p.name: weights_hash(p) for p in plan.checkpoint_paths}
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
-    pending = open_ensemble_output(
-        out,
-        plan.layout,
-        plan.seeds(),
-        ctx,
-        fingerprint,
-        {"title": "swarmcast hindcast ensemble", "checkpoints": json.dumps(hashes)},
-        extra=plan.summary_arrays if plan.summary_spec is not None else None,
-    )
-    total = len(list(plan.layout.units()))
-    merged = [_merge_summaries(plan, out)]  # dates a killed run finished but did not merge
-    window = DateWindow(
-        pending,
-        order=config.campaign.order,
-        max_dates=config.campaign.max_concurrent_dates,
-        # a finished date is final at once: analysts can open its summaries mid-campaign
-        on_date_done=lambda _: merged.append(_merge_summaries(plan, out)),
-    )
-    report = run_units(plan, out, pending, label=config.label, runner=SFNOUnitRunner, window=window)
+    with ActorPool(plan, out, SFNOUnitRunner) as pool:
+        pending = open_ensemble_output(
+            out,
+            plan.layout,
+            plan.seeds(),
+            ctx,
+            fingerprint,
+            {"title": "swarmcast hindcast ensemble", "checkpoints": json.dumps(hashes)},
+            extra=plan.summary_arrays if plan.summary_spec is not None else None,
+            before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
+        )
+        total = len(list(plan.layout.units()))
+        merged = [_merge_summaries(plan, out)]  # dates a killed run finished but did not merge
+        window = DateWindow(
+            pending,
+            order=config.campaign.order,
+            max_dates=config.campaign.max_concurrent_dates,
+            # a finished date is final at once: analysts can open its summaries mid-campaign
+            on_date_done=lambda _: merged.append(_merge_summaries(plan, out)),
+        )
+        report = run_units(plan, out, pending, label=config.label, runner=SFNOUnitRunner, window=window, pool=pool)
     return {
         "path": str(out),
         "units": total,

@@ -9,6 +9,7 @@ model touches lives on its device; only finished states come back to the host fo
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ class DiffusionUnitRunner:
         self.device = compute_device(plan.actors.use_gpu)
         torch.set_num_threads(max(1, int(plan.actors.cpus)))
         self.data = open_climate(plan.store, plan.channels)
+        self._compute = threading.Lock()  # Ray runs two units at once with actors.write_behind
         self._hold(checkpoint)
 
     def _hold(self, checkpoint: int) -> None:
@@ -56,31 +58,33 @@ class DiffusionUnitRunner:
 
     @torch.no_grad()
     def run(self, unit: Unit) -> Unit:
-        self._hold(unit.checkpoint)
         plan, lay, c = self.plan, self.plan.layout, self.plan.config
         members = lay.member_slice(unit.checkpoint, unit.block)
-        seeds = plan.seeds()[unit.init, members]
-        t_index = plan.init_index[unit.init]
-        analysis = np.stack([self.data[ch].isel(time=t_index).values for ch in plan.channels])
-        z = (torch.as_tensor(analysis, dtype=torch.float32, device=self.device)[None] - self.mean) / self.std
-        z = z.expand(len(seeds), -1, -1, -1).contiguous()
-        writer = UnitWriter(self.store, lay, unit)
-        hallucination = np.zeros((len(seeds), len(lay.lead_times)), dtype=np.float32)
-        writer.write(self._physical(z))
-        for step in range(1, plan.n_steps + 1):
-            result = generate(
-                self.model,
-                tuple(z.shape[1:]),
-                [step_seed(int(s), step) for s in seeds],
-                solver=c.solver,
-                nfe=c.nfe,
-                cond=z,
-                eps=c.eps,
-                hallucination_steps=c.hallucination_steps,
-            )
-            z = result.samples.float()
-            hallucination[:, step] = result.hallucination.float().cpu().numpy()
+        with self._compute:  # one unit computes at a time; another may be writing meanwhile
+            self._hold(unit.checkpoint)
+            seeds = plan.seeds()[unit.init, members]
+            t_index = plan.init_index[unit.init]
+            analysis = np.stack([self.data[ch].isel(time=t_index).values for ch in plan.channels])
+            z = (torch.as_tensor(analysis, dtype=torch.float32, device=self.device)[None] - self.mean) / self.std
+            z = z.expand(len(seeds), -1, -1, -1).contiguous()
+            writer = UnitWriter(self.store, lay, unit)
+            hallucination = np.zeros((len(seeds), len(lay.lead_times)), dtype=np.float32)
             writer.write(self._physical(z))
+            for step in range(1, plan.n_steps + 1):
+                result = generate(
+                    self.model,
+                    tuple(z.shape[1:]),
+                    [step_seed(int(s), step) for s in seeds],
+                    solver=c.solver,
+                    nfe=c.nfe,
+                    cond=z,
+                    eps=c.eps,
+                    hallucination_steps=c.hallucination_steps,
+                )
+                z = result.samples.float()
+                hallucination[:, step] = result.hallucination.float().cpu().numpy()
+                writer.write(self._physical(z))
+        # write-behind: buffered shards are written here, while the next unit computes
         group = zarr.open_group(as_zarr(self.store), mode="r+", use_consolidated=False)
         group[HALLUCINATION][unit.init, members] = hallucination  # before the done flags
         writer.finish()

@@ -72,7 +72,7 @@ class SampleDiffusionConfig(StageConfig):
 
 
 def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
-    from swarmcast.pipelines.ensemble.scheduler import run_units  # imports Ray: only when running
+    from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units  # imports Ray: only when running
     from swarmcast.pipelines.stages.sample_diffusion.actor import DiffusionUnitRunner
 
     plan = GenerativePlan(config, ctx)
@@ -81,16 +81,18 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
     out = resolve_path(ctx.base, config.output)
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": weights_hash(plan.checkpoint_paths[0])}
     sampler = json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps})
-    pending = open_ensemble_output(
-        out,
-        plan.layout,
-        plan.seeds(),
-        ctx,
-        fingerprint,
-        {"title": "swarmcast generative (diffusion) ensemble", "sampler": sampler},
-        extra=plan.hallucination_array,
-    )
-    report = run_units(plan, out, pending, label=config.label, runner=DiffusionUnitRunner)
+    with ActorPool(plan, out, DiffusionUnitRunner) as pool:
+        pending = open_ensemble_output(
+            out,
+            plan.layout,
+            plan.seeds(),
+            ctx,
+            fingerprint,
+            {"title": "swarmcast generative (diffusion) ensemble", "sampler": sampler},
+            extra=plan.hallucination_array,
+            before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
+        )
+        report = run_units(plan, out, pending, label=config.label, runner=DiffusionUnitRunner, pool=pool)
     return {
         "path": str(out),
         "units": len(list(plan.layout.units())),
