@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from swarmcast.ops.perturbations.base import Member, Perturbation
-from swarmcast.ops.sfno.model import SFNOStepper
 
 
 def saved_steps(n_steps: int, output_every: int) -> list[int]:
@@ -25,7 +24,7 @@ def saved_steps(n_steps: int, output_every: int) -> list[int]:
 
 @torch.no_grad()
 def run_unit(
-    model: SFNOStepper,
+    model: torch.nn.Module,
     perturbation: Perturbation,
     history: torch.Tensor,
     members: Sequence[Member],
@@ -35,6 +34,9 @@ def run_unit(
     keep_channels: Sequence[int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield float32 (members, 1, kept channels, nlat, nlon) for each saved step, in order.
+
+    ``model``: one model step on physical states, an ``SFNOStepper`` or one
+    wrapped in ``swarmcast.ops.ensemble.batching.MicroBatched``.
 
     ``history``: physical states (perturbation.history_steps + 1, channels, nlat, nlon) ending
     at the initial time, on the model's device.

@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "nlat": 16,
     "nlon": 32,
     "channels": 4,
+    "write_behind": True,
 }
 
 
@@ -143,7 +144,9 @@ def _one_size(p: dict, n: int, folder: Path) -> dict:
     n_units = p["units_per_accelerator"] * n
     n_dates = math.ceil(n_units / (p["checkpoints"] * p["blocks"]))
     layout = emulated_layout(p, n_dates)
-    actors = ActorSettings(cpus=0.01, resources={RESOURCE: 1.0}, max_actors=n, max_unit_retries=0)
+    actors = ActorSettings(
+        cpus=0.01, resources={RESOURCE: 1.0}, max_actors=n, max_unit_retries=0, write_behind=p["write_behind"]
+    )
     plan = EmulatedPlan(actors, layout, p["step_s"], p["load_s"], [""] * p["checkpoints"])
     pending = list(layout.units())[:n_units]  # init-major: whole dates, the last one in part
     with ActorPool(plan, folder / f"scale-{n}.zarr", EmulatedUnitRunner, limit=n) as pool:

@@ -185,10 +185,12 @@ class ActorPool:
                     unit = self._take(slot.holds)
                     if unit is None:
                         return  # nothing queued at all
-                elif self.queued[slot.holds]:  # a second unit only of the checkpoint it holds
-                    unit = self.queued[slot.holds].popleft()
-                else:
+                elif not self.queued[slot.holds]:  # a second unit only of the checkpoint it holds
                     continue
+                elif sum(map(len, self.queued.values())) <= len(self.slots):
+                    return  # the last units go to whichever actor frees first, not to a queue
+                else:
+                    unit = self.queued[slot.holds].popleft()
                 self._submit(slot, unit)
             while running == 0 and len(self.slots) < self.limit:
                 unit = self._take(None)

@@ -55,6 +55,10 @@ class ActorSettings(Strict):
     max_actors: int | None = Field(None, ge=1)
     """Actors at once; None: as many as the cluster's CPUs, GPUs and ``resources`` allow,
     whatever the number of checkpoints."""
+    batch_members: int | None = Field(None, ge=1)
+    """Members per model call (micro-batches of a unit's block); None: the whole block on the
+    CPU, as many as fit on a GPU (one member's peak memory is measured). Halved on out-of-memory;
+    the stored bytes do not depend on it."""
     write_behind: bool = True
     """Each actor computes its next unit while the last one's shards are compressed and written
     (two units in flight per actor, so memory for two units' output)."""

@@ -70,6 +70,8 @@ def test_bench_hindcast_reports_efficiency_and_the_hens_projection(ray_session, 
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and result["bench"] == "hindcast"
     assert result["members_per_init"] == 3 and result["member_steps"] == 3 * 2 * 2
+    # 3 breeding cycles (the default) of one control and one pair step, for each of 2 dates
+    assert result["breeding_member_steps"] == 3 * (1 + 1) * 2
     assert result["ratio"] > 0 and result["raw_forward_member_steps_per_s"] > 0
     hens = result["hens_projection"]
     # 7,424 members in blocks of 16 -> 464 shards per variable, x 12 variables, + 464 done chunks

@@ -289,3 +289,21 @@ def test_a_failed_write_fails_its_units_unmarked_and_a_rerun_completes_them(refe
     (result,) = run(base)
     assert result["computed"] == 2
     assert files(store) == files(ref_path)
+
+
+@pytest.mark.parametrize(
+    "actors",
+    [
+        {"cpus": 0.5, "max_actors": 3},
+        {"cpus": 0.5, "batch_members": 2},  # the block of 5 in calls of 2, 2 and 1 members
+        {"cpus": 0.5, "batch_members": 1, "write_behind": False},
+    ],
+)
+def test_the_store_does_not_depend_on_actor_count_micro_batches_or_write_behind(reference, inputs, tmp_path, actors):
+    ref_path, results = reference
+    base = workdir(tmp_path, inputs)
+    (result,) = run(base, {**STAGE, "actors": actors})
+    assert results[0]["most_actors"] == 4 and result["most_actors"] == actors.get("max_actors", 4)
+    ref, got = files(ref_path), files(base / "hindcast.zarr")
+    assert got.keys() == ref.keys()
+    assert all(got[k] == ref[k] for k in ref if k != "zarr.json")  # root metadata holds the pipeline text

@@ -17,6 +17,7 @@ import torch
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.devices import compute_device
+from swarmcast.ops.ensemble.batching import MicroBatched, probe_batch_size
 from swarmcast.ops.ensemble.rollout import run_unit
 from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.ensemble.summaries import UnitSummary
@@ -58,7 +59,10 @@ class SFNOUnitRunner:
         if getattr(self, "checkpoint", None) == checkpoint:
             return
         self.model = None  # free the old weights (device memory) before loading the next
-        self.model, meta = load_model(self.plan.checkpoint_paths[checkpoint], device=self.device)
+        model, meta = load_model(self.plan.checkpoint_paths[checkpoint], device=self.device)
+        lay = self.plan.layout
+        member = torch.zeros((1, len(self.plan.channels), len(lay.lat), len(lay.lon)), device=self.device)
+        self.model = MicroBatched(model, probe_batch_size(model, member, self.plan.actors.batch_members))
         self.perturbation = make_perturbation(self.plan, meta)
         self.checkpoint = checkpoint
 
