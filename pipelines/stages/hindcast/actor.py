@@ -8,20 +8,16 @@ online summaries, then its done flags. Scheduling, reuse and retries are the sch
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 import torch
 
 from swarmcast.ops.checkpoint import load_model
-from swarmcast.ops.data.readers import open_climate
-from swarmcast.ops.devices import compute_device
 from swarmcast.ops.ensemble.batching import MicroBatched, probe_batch_size
 from swarmcast.ops.ensemble.rollout import run_unit
 from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.ensemble.summaries import UnitSummary
 from swarmcast.ops.perturbations import BredVector, Control, CorrelatedNoise, GaussianNoise, Perturbation
+from swarmcast.pipelines.ensemble.actor_base import CheckpointUnitRunner
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
 
@@ -42,29 +38,19 @@ def make_perturbation(plan: HindcastPlan, meta: dict) -> Perturbation:
     return Control()
 
 
-class SFNOUnitRunner:
+class SFNOUnitRunner(CheckpointUnitRunner):
     """Holds one loaded checkpoint; ``run(unit)`` computes and writes one work unit, loading the
     unit's checkpoint first when it holds another (a ``UnitRunner``)."""
 
-    def __init__(self, plan: HindcastPlan, checkpoint: int, store: str) -> None:
-        self.plan, self.store = plan, store
-        self.device = compute_device(plan.actors.use_gpu)
-        torch.set_num_threads(max(1, int(plan.actors.cpus)))
-        self.data = open_climate(plan.store, plan.channels)
-        self._compute = threading.Lock()  # Ray runs two units at once with actors.write_behind
-        self._hold(checkpoint)
+    plan: HindcastPlan
 
-    def _hold(self, checkpoint: int) -> None:
-        """Load ``checkpoint`` (model and its perturbation) unless it is the one held."""
-        if getattr(self, "checkpoint", None) == checkpoint:
-            return
-        self.model = None  # free the old weights (device memory) before loading the next
+    def _load(self, checkpoint: int) -> None:
+        """The model (in micro-batches, ``swarmcast.ops.ensemble.batching``) and its perturbation."""
         model, meta = load_model(self.plan.checkpoint_paths[checkpoint], device=self.device)
         lay = self.plan.layout
         member = torch.zeros((1, len(self.plan.channels), len(lay.lat), len(lay.lon)), device=self.device)
         self.model = MicroBatched(model, probe_batch_size(model, member, self.plan.actors.batch_members))
         self.perturbation = make_perturbation(self.plan, meta)
-        self.checkpoint = checkpoint
 
     def run(self, unit: Unit) -> Unit:
         plan, layout = self.plan, self.plan.layout
@@ -90,9 +76,6 @@ class SFNOUnitRunner:
             summary.write(self.store, unit.init, unit.checkpoint * layout.blocks_per_checkpoint + unit.block)
         writer.finish()
         return unit
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 __all__ = ["SFNOUnitRunner", "make_perturbation"]

@@ -8,19 +8,15 @@ model touches lives on its device; only finished states come back to the host fo
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 import torch
 import zarr
 
 from swarmcast.ops.data.normalization import Normalization
-from swarmcast.ops.data.readers import open_climate
-from swarmcast.ops.devices import compute_device
 from swarmcast.ops.diffusion.training import generate, load_diffusion
 from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.storage import as_zarr
+from swarmcast.pipelines.ensemble.actor_base import CheckpointUnitRunner
 from swarmcast.pipelines.stages.sample_diffusion.plan import HALLUCINATION, GenerativePlan
 
 
@@ -29,28 +25,18 @@ def step_seed(member_seed: int, step: int) -> int:
     return int(np.random.SeedSequence([member_seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-class DiffusionUnitRunner:
+class DiffusionUnitRunner(CheckpointUnitRunner):
     """Holds one loaded diffusion checkpoint; ``run(unit)`` computes and writes one unit, loading
     the unit's checkpoint first when it holds another (a ``UnitRunner``)."""
 
-    def __init__(self, plan: GenerativePlan, checkpoint: int, store: str) -> None:
-        self.plan, self.store = plan, store
-        self.device = compute_device(plan.actors.use_gpu)
-        torch.set_num_threads(max(1, int(plan.actors.cpus)))
-        self.data = open_climate(plan.store, plan.channels)
-        self._compute = threading.Lock()  # Ray runs two units at once with actors.write_behind
-        self._hold(checkpoint)
+    plan: GenerativePlan
 
-    def _hold(self, checkpoint: int) -> None:
-        """Load ``checkpoint`` and its normalisation unless it is the one held."""
-        if getattr(self, "checkpoint", None) == checkpoint:
-            return
-        self.model = None  # free the old weights (device memory) before loading the next
+    def _load(self, checkpoint: int) -> None:
+        """The diffusion model and its normalisation, on the device."""
         self.model, meta = load_diffusion(self.plan.checkpoint_paths[checkpoint], device=self.device)
         mean, std = Normalization.from_attr(meta["normalization"]).arrays(self.plan.channels)
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
         self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
-        self.checkpoint = checkpoint
 
     def _physical(self, z: torch.Tensor) -> np.ndarray:
         """Standardised states on the device -> float32 (members, 1, channels, lat, lon) on the host."""
@@ -89,9 +75,6 @@ class DiffusionUnitRunner:
         group[HALLUCINATION][unit.init, members] = hallucination  # before the done flags
         writer.finish()
         return unit
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 __all__ = ["DiffusionUnitRunner", "step_seed"]
