@@ -201,10 +201,11 @@ class ActorPool:
     def finished(self, slot: _Slot) -> None:
         slot.running -= 1
 
-    def lost(self, slot: _Slot, unit: Unit) -> None:
-        """``slot``'s actor died running ``unit``: queue the unit first for whoever is next."""
+    def retry(self, slot: _Slot, unit: Unit, *, actor_died: bool) -> None:
+        """``unit`` failed on ``slot``: queue it first for whoever is next; a dead actor leaves
+        the pool (a unit that raised leaves its actor in place)."""
         slot.running -= 1
-        if slot.alive:
+        if actor_died and slot.alive:
             slot.alive = False
             self.slots.remove(slot)
             self.holders[slot.holds] -= 1
@@ -269,11 +270,9 @@ def run_units(
                         f"so a rerun resumes it. Last error: {_last_line(err)}"
                     ) from None
                 report.redone += 1
-                if isinstance(err, RayTaskError):  # the actor lives on; only the unit failed
-                    pool.finished(slot)
-                    pool.queued[unit.checkpoint].appendleft(unit)
-                else:  # died, or lost with its node
-                    pool.lost(slot, unit)
+                # RayTaskError: the unit raised and its actor lives on; otherwise the actor died
+                # or was lost with its node
+                pool.retry(slot, unit, actor_died=not isinstance(err, RayTaskError))
                 pool.dispatch()
                 continue
             bar.update(1)
