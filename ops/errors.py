@@ -10,6 +10,9 @@ unknown channel a ``KeyError``), so code that catches those keeps working.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class InputError(ValueError):
     """A user input (setting, path, store, checkpoint) is wrong; the message says which and why."""
@@ -30,4 +33,37 @@ class UnknownNameError(InputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-__all__ = ["InputError", "InputNotFoundError", "OutputExistsError", "UnknownNameError"]
+class StorageFullError(OSError):
+    """The disk (or quota, or file-size limit) under an output refused a write; the message
+    names the output and says what was kept. Not the user's input, but not a bug either."""
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""errno values of a write refused for room: no space, quota exceeded, file-size limit."""
+
+
+def storage_full_reason(err: BaseException) -> str | None:
+    """``os.strerror`` of the first ``FULL_ERRNOS`` error in ``err``, its causes or contexts
+    (a Ray task error carries the remote one as ``cause``), else None."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [err]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in FULL_ERRNOS:
+            return os.strerror(e.errno)
+        stack += [c for c in (getattr(e, "cause", None), e.__cause__, e.__context__) if isinstance(c, BaseException)]
+    return None
+
+
+__all__ = [
+    "FULL_ERRNOS",
+    "InputError",
+    "InputNotFoundError",
+    "OutputExistsError",
+    "StorageFullError",
+    "UnknownNameError",
+    "storage_full_reason",
+]

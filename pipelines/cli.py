@@ -2,6 +2,7 @@
 
 User errors (``swarmcast.ops.errors.InputError``: bad config, missing inputs, existing outputs;
 ``ClusterError``: an unreachable or refusing cluster) print one line per problem and exit 2.
+A full disk (``StorageFullError``, or any write refused for room) prints one line and exits 1.
 Any other exception is a bug and keeps its traceback.
 """
 
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from swarmcast.ops.errors import InputError
+from swarmcast.ops.errors import FULL_ERRNOS, InputError, StorageFullError
 from swarmcast.pipelines.cluster.jobs import ClusterError, JobFailedError, check_version
 from swarmcast.pipelines.config import ConfigError, load_pipeline_file
 
@@ -216,6 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(err).splitlines() or [type(err).__name__]:
             print(f"swarmcast: error: {line}", file=sys.stderr)
         return 2
+    except StorageFullError as err:
+        print(f"swarmcast: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk anywhere else: outputs are published only when whole
+        if err.errno not in FULL_ERRNOS:
+            raise
+        print(f"swarmcast: cannot write {err.filename or 'the output'}: {os.strerror(err.errno)}", file=sys.stderr)
+        return 1
     return 0
 
 

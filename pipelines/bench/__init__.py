@@ -10,10 +10,10 @@ import their heavy dependencies inside ``run``, so listing them costs nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from swarmcast.pipelines.bench import crps, hindcast, loader, sample, scale, train
+from swarmcast.pipelines.bench import crps, hindcast, loader, sample, scale, storage_io, train
 from swarmcast.pipelines.bench.common import check_params
 from swarmcast.pipelines.config import ConfigError
 
@@ -24,12 +24,18 @@ class Bench:
     defaults: dict[str, Any]
     needs_ray: bool
     """Starts (or joins) a Ray session; the others are plain numpy/torch."""
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Parameters of each other ``mode=...`` the benchmark has, in place of ``defaults``."""
+
+    def defaults_for(self, params: dict) -> dict[str, Any]:
+        """The parameters known for ``params``' mode."""
+        return self.modes.get(str(params.get("mode")), self.defaults)
 
 
 BENCHES: dict[str, Bench] = {
     "loader": Bench(loader.run, loader.DEFAULTS, needs_ray=True),
     "train": Bench(train.run, train.DEFAULTS, needs_ray=True),
-    "hindcast": Bench(hindcast.run, hindcast.DEFAULTS, needs_ray=True),
+    "hindcast": Bench(hindcast.run, hindcast.DEFAULTS, needs_ray=True, modes={"io": storage_io.DEFAULTS}),
     "crps": Bench(crps.run, crps.DEFAULTS, needs_ray=False),
     "sample": Bench(sample.run, sample.DEFAULTS, needs_ray=False),
     "scale": Bench(scale.run, scale.DEFAULTS, needs_ray=False),  # starts its own Ray
@@ -43,7 +49,7 @@ def run_bench(name: str, params: dict, *, address: str | None = None) -> dict:
     if name not in BENCHES:
         raise ConfigError(f"unknown bench {name!r}; known: {sorted(BENCHES)}")
     bench = BENCHES[name]
-    check_params(params, bench.defaults)
+    check_params(params, bench.defaults_for(params))
     if not bench.needs_ray:
         return bench.run(params)
     with ray_session(address):

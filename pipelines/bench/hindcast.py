@@ -6,6 +6,9 @@ divided by member-steps/s of the same model running the forecast batches in one 
 no I/O. Both use one torch thread per process.
 The HENS projection applies our store layout to the HENS campaign (7,424 members, 61 saved
 leads, 12 variables at 721 x 1440) to count objects and bytes per init date.
+
+``mode=io`` measures the storage path instead, with a free model on a 1-degree grid
+(``swarmcast.pipelines.bench.storage_io``, which has its own parameters).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from swarmcast.pipelines.bench.common import check_params, machine
+from swarmcast.pipelines.config import ConfigError
 
 DEFAULTS: dict[str, Any] = {
+    "mode": "model",
     "nlat": 32,
     "nlon": 64,
     "embed_dim": 16,
@@ -71,7 +76,13 @@ def run(params: dict) -> dict:
     from swarmcast.pipelines.stages.swe_dataset import SWEDatasetConfig
     from swarmcast.pipelines.stages.swe_dataset import run as make_data
 
+    if params.get("mode") == "io":
+        from swarmcast.pipelines.bench import storage_io
+
+        return storage_io.run(params)
     p = check_params(params, DEFAULTS)
+    if p["mode"] != "model":
+        raise ConfigError(f"mode: 'model' (the default) or 'io', got {p['mode']!r}")
     with tempfile.TemporaryDirectory(prefix="swarmcast-bench-") as tmp:
         base = Path(tmp)
         ctx = StageContext(base=base)

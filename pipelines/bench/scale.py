@@ -102,9 +102,13 @@ class EmulatedUnitRunner:
             rng = np.random.default_rng([unit.init, unit.checkpoint, unit.block])
             for _ in range(len(lay.lead_times)):
                 time.sleep(self.plan.step_s)
-                writer.write(rng.standard_normal(shape, dtype=np.float32))
+                writer.write(self.lead_values(rng, shape))
         writer.finish()  # write-behind: while the next unit "computes"
         return unit
+
+    def lead_values(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """The block written for one lead: float32 ``shape``, from the unit's own generator."""
+        return rng.standard_normal(shape, dtype=np.float32)
 
     def pid(self) -> int:
         return os.getpid()
@@ -137,19 +141,32 @@ def _cpu_busy() -> tuple[float, float]:
     return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0), sum(t)
 
 
-def _one_size(p: dict, n: int, folder: Path) -> dict:
+def one_size(
+    p: dict,
+    n: int,
+    folder: Path,
+    *,
+    runner: type[EmulatedUnitRunner] = EmulatedUnitRunner,
+    actors: ActorSettings | None = None,
+) -> dict:
+    """Run ``units_per_accelerator`` x ``n`` emulated units on ``n`` actors; the figures.
+
+    ``actors``: the pool's settings (default: one virtual accelerator and next to no CPU per
+    actor). The store is left at ``folder / f"scale-{n}.zarr"``.
+    """
     from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
     from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units
 
     n_units = p["units_per_accelerator"] * n
     n_dates = math.ceil(n_units / (p["checkpoints"] * p["blocks"]))
     layout = emulated_layout(p, n_dates)
-    actors = ActorSettings(
-        cpus=0.01, resources={RESOURCE: 1.0}, max_actors=n, max_unit_retries=0, write_behind=p["write_behind"]
-    )
+    if actors is None:
+        actors = ActorSettings(
+            cpus=0.01, resources={RESOURCE: 1.0}, max_actors=n, max_unit_retries=0, write_behind=p["write_behind"]
+        )
     plan = EmulatedPlan(actors, layout, p["step_s"], p["load_s"], [""] * p["checkpoints"])
     pending = list(layout.units())[:n_units]  # init-major: whole dates, the last one in part
-    with ActorPool(plan, folder / f"scale-{n}.zarr", EmulatedUnitRunner, limit=n) as pool:
+    with ActorPool(plan, folder / f"scale-{n}.zarr", runner, limit=n) as pool:
         t_start = time.perf_counter()
         pool.start(pending)  # the actors start and load while the store is created, as in a stage
         store = create_ensemble_store(
@@ -161,7 +178,7 @@ def _one_size(p: dict, n: int, folder: Path) -> dict:
         pool.wait_started()
         started = time.perf_counter()
         cpu0, busy0 = time.process_time(), _cpu_busy()
-        report = run_units(plan, store, pending, label=f"scale N={n}", runner=EmulatedUnitRunner, pool=pool)
+        report = run_units(plan, store, pending, label=f"scale N={n}", runner=runner, pool=pool)
         end = time.perf_counter()
         driver_cpu, busy1 = time.process_time() - cpu0, _cpu_busy()
     if len(done_units(store, layout)) != len(pending):
@@ -206,7 +223,7 @@ def run(params: dict) -> dict:
     ray.init(address="local", resources={RESOURCE: float(sizes[-1])}, include_dashboard=False)
     try:
         with tempfile.TemporaryDirectory(prefix="swarmcast-bench-scale-") as tmp:
-            rows = [_one_size(p, n, Path(tmp)) for n in sizes]
+            rows = [one_size(p, n, Path(tmp)) for n in sizes]
     finally:
         ray.shutdown()
     return {
@@ -218,4 +235,4 @@ def run(params: dict) -> dict:
     }
 
 
-__all__ = ["DEFAULTS", "EmulatedPlan", "EmulatedUnitRunner", "emulated_layout", "run"]
+__all__ = ["DEFAULTS", "EmulatedPlan", "EmulatedUnitRunner", "emulated_layout", "one_size", "run"]

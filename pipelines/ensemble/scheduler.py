@@ -29,6 +29,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.store import Unit
+from swarmcast.ops.errors import StorageFullError, storage_full_reason
 from swarmcast.ops.progress import Progress
 from swarmcast.ops.storage import Location
 from swarmcast.pipelines.config import ConfigError
@@ -263,6 +264,12 @@ def run_units(
             except (RayActorError, ActorUnavailableError, RayTaskError) as err:
                 if getattr(err, "actor_init_failed", False):
                     raise _setup_failure(err, plan.layout.checkpoints[unit.checkpoint]) from None
+                full = storage_full_reason(err)
+                if full is not None:  # retrying cannot help; every actor would hit the same wall
+                    raise StorageFullError(
+                        f"cannot write to {store}: {full} (unit {unit}). Units already written are "
+                        "marked done and this one is not: make room, then rerun to resume"
+                    ) from None
                 retries[unit] = retries.get(unit, 0) + 1
                 if retries[unit] > plan.actors.max_unit_retries:
                     raise RuntimeError(

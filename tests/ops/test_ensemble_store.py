@@ -8,6 +8,7 @@ import xarray as xr
 
 from swarmcast.ops.ensemble.store import (
     EnsembleLayout,
+    ShardBuffers,
     Unit,
     UnitWriter,
     create_ensemble_store,
@@ -146,3 +147,35 @@ def test_a_store_published_meanwhile_by_another_coordinator_is_kept_not_replaced
     (third / "zarr.json").write_text("third")
     publish(third, final, marker="zarr.json")
     assert (final / "zarr.json").read_text() == "third" and not (final / "written-by-a-worker").exists()
+
+
+def test_uneven_pieces_and_reused_shard_buffers_store_the_same_bytes(tmp_path):
+    """Pieces of 3 and 2 leads straddle the 2-lead shards; the caller overwrites its array after
+    each write (the writer copied it); the next units reuse the first one's shard buffers."""
+    path, lay = create(tmp_path)
+    units = [Unit(0, 0, 0), Unit(0, 1, 1), Unit(1, 0, 1)]
+    for unit in units:
+        w = UnitWriter(path, lay, unit)
+        for lead0, n in ((0, 3), (3, 2)):
+            piece = unit_data(lay, unit, n, lead0).copy()
+            w.write(piece)
+            piece[...] = -1.0  # a rollout reusing its output array
+        w.finish()
+    ds = xr.open_zarr(path)
+    for unit in units:
+        sl = lay.member_slice(unit.checkpoint, unit.block)
+        np.testing.assert_array_equal(ds["h"].values[unit.init, sl], unit_data(lay, unit, 5)[:, :, 0])
+        np.testing.assert_array_equal(ds["u"].values[unit.init, sl], unit_data(lay, unit, 5)[:, :, 1])
+    assert done_units(path, lay) == set(units)
+
+
+def test_shard_buffers_are_reused_by_shape_and_bounded():
+    buffers = ShardBuffers(keep=2)
+    a, b, c = (buffers.take((2, 3)) for _ in range(3))
+    assert len({id(a), id(b), id(c)}) == 3 and a.dtype == np.float32
+    for buf in (a, b, c):
+        buffers.give(buf)
+    assert buffers.take((2, 3)) is a and buffers.take((2, 3)) is b  # c was not kept: at most 2 idle
+    assert buffers.take((2, 3)) is not c
+    buffers.give(a)
+    assert buffers.take((3, 2)) is not a and buffers.take((2, 3)) is a

@@ -112,3 +112,25 @@ def test_bench_sample_measures_every_solver_on_the_mixture(capsys):
         assert row["sliced_wasserstein_nfe10"] < row["sliced_wasserstein_nfe5"], row
         assert row["sliced_wasserstein_nfe10"] > 0.5 * floor, row
     assert result["ratio"] > 1
+
+
+@pytest.mark.timeout(600)
+def test_bench_hindcast_io_mode_stores_every_unit_and_compares_with_plain_zarr(ray_session, capsys):
+    params = ["nlat=19", "nlon=36", "channels=2", "member_block=2", "leads=3", "blocks=1", "units_per_actor=1"]
+    code = main(["bench", "hindcast", "mode=io", "actors=2", *params])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "hindcast" and result["params"]["mode"] == "io"
+    # 2 actors x 1 unit, each 2 members x 3 leads x 2 channels of 19 x 36 float32
+    assert result["units"] == 2 and result["threads"] == 4
+    assert result["logical_gb"] == round(2 * 2 * 3 * 2 * 19 * 36 * 4 / 1e9, 3)
+    assert result["compression"] > 1  # smooth fields compress
+    for rate in ("stage_gb_per_s", "zarr_gb_per_s", "disk_gb_per_s"):
+        assert result[rate] > 0
+    assert result["ratio"] > 0
+
+
+def test_bench_hindcast_refuses_an_unknown_mode_and_io_only_parameters_without_it(capsys):
+    assert main(["bench", "hindcast", "mode=fast"]) == 2
+    assert "mode: 'model' (the default) or 'io', got 'fast'" in capsys.readouterr().err
+    assert main(["bench", "hindcast", "units_per_actor=2"]) == 2
+    assert "unknown bench parameters ['units_per_actor']" in capsys.readouterr().err

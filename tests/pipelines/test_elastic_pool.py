@@ -17,6 +17,7 @@ import pytest
 
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
+from swarmcast.ops.errors import StorageFullError
 from swarmcast.pipelines.bench.scale import DEFAULTS, EmulatedPlan, EmulatedUnitRunner, emulated_layout
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.ensemble.scheduler import SchedulerReport, run_units
@@ -76,6 +77,43 @@ def test_more_actors_than_checkpoints_share_them_and_write_the_same_bytes(ray_se
     assert report.most_actors == report.actors_started == 6 > PARAMS["checkpoints"]
     assert report.model_loads >= 6 and report.computed == UNITS
     assert files(many) == files(one)
+
+
+def test_a_full_disk_stops_at_once_naming_the_store_and_a_rerun_resumes(ray_session, tmp_path):
+    """The actors run under a 4 KiB file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored), so
+    the kernel refuses their shard writes as a full disk would (EFBIG where a disk says
+    ENOSPC; a small file system of our own would need root). The unit is not retried: the
+    error names the store and nothing is marked done. Without the limit a rerun completes the
+    store with the bytes of an undisturbed run."""
+
+    class FullDiskRunner(EmulatedUnitRunner):  # defined here: Ray ships it to the actors by value
+        def __init__(self, plan: EmulatedPlan, checkpoint: int, store: str) -> None:
+            import ctypes
+            import resource
+            import signal
+
+            ctypes.CDLL(None).signal(signal.SIGXFSZ, ctypes.c_void_p(1))  # SIG_IGN, for every thread
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            super().__init__(plan, checkpoint, store)
+
+    params = {**PARAMS, "nlat": 16, "nlon": 32}  # a shard of random values: ~12 KB, over the limit
+    layout = emulated_layout(params, N_DATES)
+    plan = EmulatedPlan(ActorSettings(cpus=0.25, max_actors=2), layout, 0.0, 0.0, [""] * 3)
+    stores = {}
+    for name in ("full", "reference"):
+        stores[name] = tmp_path / f"{name}.zarr"
+        create_ensemble_store(
+            stores[name], layout, np.zeros((N_DATES, layout.n_members), dtype=np.int64), {"swarmcast_stage": "t"}
+        )
+    pending = list(layout.units())
+    with pytest.raises(StorageFullError, match="File too large") as err:
+        run_units(plan, stores["full"], pending, label="full", runner=FullDiskRunner)
+    assert f"cannot write to {stores['full']}" in str(err.value) and "rerun to resume" in str(err.value)
+    assert not done_units(stores["full"], layout)
+    report = run_units(plan, stores["full"], pending, label="rerun", runner=EmulatedUnitRunner)
+    run_units(plan, stores["reference"], pending, label="reference", runner=EmulatedUnitRunner)
+    assert report.computed == UNITS and report.redone == 0
+    assert files(stores["full"]) == files(stores["reference"])
 
 
 def test_bench_scale_refuses_a_running_ray_session(ray_session, capsys):
