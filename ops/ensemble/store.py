@@ -228,13 +228,18 @@ class UnitWriter:
 
     ``write(data)`` takes float32 (member_block, n, channels, lat, lon) for the next ``n``
     saved leads and copies them into a shard buffer (``SHARD_BUFFERS``), so the caller may
-    reuse ``data`` at once; a full buffer is compressed and written, one array per channel.
-    ``finish()`` checks every lead was written and then sets the unit's ``member_done`` flags,
-    after its data, so a done flag implies complete data.
+    reuse ``data`` at once. A full buffer is compressed and written, one array per channel, at
+    once or, with ``defer`` (write-behind), in ``finish()``, which the caller runs after
+    releasing the model for the next unit. ``finish()`` checks every lead was written, writes
+    the deferred shards and then sets the unit's ``member_done`` flags, after its data, so a
+    done flag implies complete data.
     """
 
-    def __init__(self, path: str | os.PathLike | Location, layout: EnsembleLayout, unit: Unit) -> None:
-        self.layout, self.unit = layout, unit
+    def __init__(
+        self, path: str | os.PathLike | Location, layout: EnsembleLayout, unit: Unit, *, defer: bool = False
+    ) -> None:
+        self.layout, self.unit, self.defer = layout, unit, defer
+        self._deferred: list[tuple[int, np.ndarray]] = []
         group = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)
         self._arrays = [group[c] for c in layout.channels]
         self._done = group["member_done"]
@@ -262,20 +267,25 @@ class UnitWriter:
             self._filled += n
             i += n
             if self._filled == self._shard.shape[1]:
-                self._write_shard(self._shard)
+                if self.defer:
+                    self._deferred.append((self._next_lead, self._shard))
+                else:
+                    self._write_shard(self._next_lead, self._shard)
+                self._next_lead += self._shard.shape[1]
+                self._shard, self._filled = None, 0
 
-    def _write_shard(self, shard: np.ndarray) -> None:
-        leads = slice(self._next_lead, self._next_lead + shard.shape[1])
+    def _write_shard(self, first_lead: int, shard: np.ndarray) -> None:
+        leads = slice(first_lead, first_lead + shard.shape[1])
         for k, arr in enumerate(self._arrays):
             arr[self.unit.init, self._members, leads] = shard[:, :, k]
-        self._next_lead = leads.stop
-        self._shard, self._filled = None, 0
         SHARD_BUFFERS.give(shard)
 
     def finish(self) -> None:
         if self._next_lead != len(self.layout.lead_times):
             written = self._next_lead + self._filled
             raise RuntimeError(f"unit {self.unit}: {written} of {len(self.layout.lead_times)} leads written")
+        while self._deferred:
+            self._write_shard(*self._deferred.pop(0))
         self._done[self.unit.init, self._members] = True
 
 

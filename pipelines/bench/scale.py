@@ -97,7 +97,7 @@ class EmulatedUnitRunner:
         lay = self.plan.layout
         with self._compute:  # the emulated accelerator runs one unit at a time
             self._hold(unit.checkpoint)
-            writer = UnitWriter(self.store, lay, unit)
+            writer = UnitWriter(self.store, lay, unit, defer=self.plan.actors.write_behind)
             shape = (lay.member_block, 1, len(lay.channels), len(lay.lat), len(lay.lon))
             rng = np.random.default_rng([unit.init, unit.checkpoint, unit.block])
             for _ in range(len(lay.lead_times)):

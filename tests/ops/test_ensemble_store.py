@@ -179,3 +179,20 @@ def test_shard_buffers_are_reused_by_shape_and_bounded():
     assert buffers.take((2, 3)) is not c
     buffers.give(a)
     assert buffers.take((3, 2)) is not a and buffers.take((2, 3)) is a
+
+
+def test_deferred_shards_wait_for_finish_and_store_the_same_bytes(tmp_path):
+    """Write-behind: with ``defer`` nothing reaches the store until ``finish()``, which the
+    actor runs outside its compute lock; the bytes equal an immediate writer's."""
+    stores = {}
+    for defer in (False, True):
+        path, lay = create(tmp_path / str(defer))
+        unit = Unit(1, 0, 1)
+        w = UnitWriter(path, lay, unit, defer=defer)
+        w.write(unit_data(lay, unit, 5))
+        shard_files = [p for p in (path / "h" / "c").rglob("*") if p.is_file()] if (path / "h" / "c").exists() else []
+        assert len(shard_files) == (0 if defer else 3)  # 5 leads in shards of 2, 2 and 1
+        w.finish()
+        assert done_units(path, lay) == {unit}
+        stores[defer] = {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    assert stores[True] == stores[False]

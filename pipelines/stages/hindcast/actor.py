@@ -61,7 +61,7 @@ class SFNOUnitRunner(CheckpointUnitRunner):
             t0 = layout.init_times[unit.init]
             members = plan.members(t0, plan.ids[unit.checkpoint])
             block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
-            writer = UnitWriter(self.store, layout, unit)
+            writer = UnitWriter(self.store, layout, unit, defer=plan.actors.write_behind)
             summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None
             h = torch.as_tensor(history, device=self.device)
             for chunk in run_unit(
@@ -70,8 +70,8 @@ class SFNOUnitRunner(CheckpointUnitRunner):
                 writer.write(chunk[:, :, plan.keep])
                 if summary is not None:
                     summary.add(chunk)
-        # write-behind: the shards still buffered (all of them when a shard holds every lead)
-        # are compressed and written here, while the next unit computes
+        # write-behind (the writer's ``defer``): the unit's shards are compressed and written
+        # here, outside the compute lock, while the next unit computes
         if summary is not None:  # before the done flags, which writer.finish() sets last
             summary.write(self.store, unit.init, unit.checkpoint * layout.blocks_per_checkpoint + unit.block)
         writer.finish()

@@ -53,7 +53,7 @@ class DiffusionUnitRunner(CheckpointUnitRunner):
             analysis = np.stack([self.data[ch].isel(time=t_index).values for ch in plan.channels])
             z = (torch.as_tensor(analysis, dtype=torch.float32, device=self.device)[None] - self.mean) / self.std
             z = z.expand(len(seeds), -1, -1, -1).contiguous()
-            writer = UnitWriter(self.store, lay, unit)
+            writer = UnitWriter(self.store, lay, unit, defer=self.plan.actors.write_behind)
             hallucination = np.zeros((len(seeds), len(lay.lead_times)), dtype=np.float32)
             writer.write(self._physical(z))
             for step in range(1, plan.n_steps + 1):
@@ -70,7 +70,7 @@ class DiffusionUnitRunner(CheckpointUnitRunner):
                 z = result.samples.float()
                 hallucination[:, step] = result.hallucination.float().cpu().numpy()
                 writer.write(self._physical(z))
-        # write-behind: buffered shards are written here, while the next unit computes
+        # write-behind (the writer's ``defer``): the shards are written here, outside the lock
         group = zarr.open_group(as_zarr(self.store), mode="r+", use_consolidated=False)
         group[HALLUCINATION][unit.init, members] = hallucination  # before the done flags
         writer.finish()
