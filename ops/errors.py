@@ -6,6 +6,9 @@ is wrong with it. The command line prints such errors as one line and exits 2; a
 exception is a bug and keeps its traceback. The subclasses also derive from the built-in
 exception a Python caller would expect (a missing store is a ``FileNotFoundError``, an
 unknown channel a ``KeyError``), so code that catches those keeps working.
+
+One error here is not about input: ``StorageFullError``, a write refused for room (a full disk,
+a quota, a file-size limit). It is no bug either, so the command line prints it as one line.
 """
 
 from __future__ import annotations
