@@ -148,6 +148,10 @@ def submit(
         sid = f"{sid}-r{len(previous)}"  # failed or stopped: resume under a fresh id
     with tempfile.TemporaryDirectory(prefix="swarmcast-job-") as tmp:
         (Path(tmp) / "pipeline.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        # One package per submission: two jobs of the same pipeline (a schedule's ticks, a resubmission)
+        # would otherwise share one unpacked folder, and Ray's agent deletes and re-unpacks that folder
+        # whenever it sets the package up again, under a job that is still running in it.
+        (Path(tmp) / "submission_id").write_text(sid)
         entrypoint = (
             f"python -m swarmcast.pipelines.cli run pipeline.yaml --base {shlex.quote(str(base))} "
             f"--address auto --expect-version {__version__}"

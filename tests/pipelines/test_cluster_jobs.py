@@ -56,8 +56,13 @@ class Cluster:
         )
 
     def add_worker(self) -> subprocess.Popen:
-        args = ["--address", self.gcs, "--num-cpus=2", "--object-store-memory=200000000", *_agent_ports()]
-        return _start(args, self.env, self.temp)
+        # Each node gets its own temp dir, as on a real cluster where nodes have their own disks. Sharing
+        # the head's would let two nodes' runtime-env agents unpack a job's working_dir into one folder,
+        # and an agent re-unpacks by deleting the folder first: a process already running in it on the
+        # other node then has no current directory (torch's import calls os.getcwd()).
+        temp = Path(tempfile.mkdtemp(prefix="rw", dir="/tmp"))
+        args = ["--address", self.gcs, "--num-cpus=2", "--object-store-memory=200000000", f"--temp-dir={temp}"]
+        return _start([*args, *_agent_ports()], self.env, temp)
 
 
 def _agent_ports() -> list[str]:
