@@ -66,9 +66,11 @@ class BredVector:
         seed_scale = torch.where(self.seed_mask.to(history.device), target, torch.zeros_like(target))
         dx = member_fields(members, c, nlat, nlon, self.length_scale_m).to(history) * seed_scale.reshape(1, -1, 1, 1)
         for i in range(self.history_steps):
-            control = step(history[i].unsqueeze(0))
-            perturbed = step(history[i].unsqueeze(0) + dx)
-            dx = hemispheric_rescale(perturbed - control, target, lat, w, self.tropics_deg)
+            # the control and the perturbed states in one model call: one batch per cycle, as
+            # the forecast steps are (each member's result does not depend on its batch)
+            state = history[i].unsqueeze(0)
+            stepped = step(torch.cat([state, state + dx]))
+            dx = hemispheric_rescale(stepped[1:] - stepped[:1], target, lat, w, self.tropics_deg)
         return dx
 
     def __call__(self, history: torch.Tensor, members: Sequence[Member], step: Step | None = None) -> torch.Tensor:

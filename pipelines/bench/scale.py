@@ -17,8 +17,10 @@ and ``machine_cpu_busy``, the fraction of this machine's CPUs in use during ``ru
 real cluster every accelerator brings its own CPU cores; here all N actors share this machine's,
 so when ``machine_cpu_busy`` nears 1 the figure measures this machine, not the scheduler, and
 ``step_s`` must grow with N (real HENS units run for minutes). ``ratio`` is the utilization at
-the largest N. Ray is started here, with the virtual accelerators, so the bench refuses to run
-inside a running Ray session.
+the largest N. ``campaign`` times the driver's bookkeeping (plan, store creation, resume check,
+date window) for ``campaign_dates`` x ``checkpoints`` x ``campaign_blocks`` units of 16 members
+(``swarmcast.pipelines.bench.bookkeeping``; 0 dates skips it). Ray is started here, with the
+virtual accelerators, so the bench refuses to run inside a running Ray session.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from swarmcast.pipelines.bench.bookkeeping import campaign_bookkeeping
 from swarmcast.pipelines.bench.common import check_params, machine
 from swarmcast.pipelines.config import ConfigError
 from swarmcast.pipelines.ensemble.settings import ActorSettings
@@ -57,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "nlon": 32,
     "channels": 4,
     "write_behind": True,
+    "campaign_dates": 92,
+    "campaign_blocks": 16,
 }
 
 
@@ -154,7 +159,8 @@ def one_size(
     ``actors``: the pool's settings (default: one virtual accelerator and next to no CPU per
     actor). The store is left at ``folder / f"scale-{n}.zarr"``.
     """
-    from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
+    from swarmcast.ops.ensemble.done_flags import done_units
+    from swarmcast.ops.ensemble.store import create_ensemble_store
     from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units
 
     n_units = p["units_per_accelerator"] * n
@@ -224,12 +230,18 @@ def run(params: dict) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="swarmcast-bench-scale-") as tmp:
             rows = [one_size(p, n, Path(tmp)) for n in sizes]
+            campaign = None
+            if p["campaign_dates"]:  # the driver's bookkeeping at HENS size: 92 x 29 x 16 units by default
+                campaign = campaign_bookkeeping(
+                    p["campaign_dates"], p["checkpoints"], p["campaign_blocks"], 16, Path(tmp)
+                )
     finally:
         ray.shutdown()
     return {
         "bench": "scale",
         "params": p,
         "sizes": rows,
+        "campaign": campaign,
         "ratio": rows[-1]["utilization"],
         "machine": machine(),
     }

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from swarmcast.ops import __version__
-from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, create_ensemble_store, done_units, store_fingerprint
+from swarmcast.ops.ensemble.done_flags import done_units
+from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, create_ensemble_store, store_fingerprint
 from swarmcast.ops.storage import Location, output_exists
 from swarmcast.pipelines.config import ConfigError
 from swarmcast.pipelines.context import StageContext

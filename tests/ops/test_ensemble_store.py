@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from swarmcast.ops.ensemble.done_flags import done_units
 from swarmcast.ops.ensemble.store import (
     EnsembleLayout,
     ShardBuffers,
     Unit,
     UnitWriter,
     create_ensemble_store,
-    done_units,
     store_fingerprint,
     unit_chunk_keys,
 )

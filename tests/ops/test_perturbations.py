@@ -135,6 +135,22 @@ def test_bred_vector_converges_to_the_leading_growth_direction_of_a_linear_model
     assert abs(float((seed_only * v).sum() / (seed_only.norm() * v.norm()))) < 0.5
 
 
+def test_bred_vector_breeds_in_one_model_call_per_cycle_with_the_same_result():
+    """The control and the perturbed states of a cycle go through the model together (one batch
+    of pairs + 1), and the vectors equal breeding them in separate calls."""
+    batches = []
+
+    def counting(x):
+        batches.append(len(x))
+        return step(x)
+
+    p = BredVector(TARGET, [True, False, False], cycles=3)
+    batched = p(history(3), MEMBERS, counting)
+    assert batches == [3, 3, 3]  # 2 distinct pairs + the control, once per cycle
+    separate = p(history(3), MEMBERS, lambda x: torch.cat([step(row[None]) for row in x]))
+    torch.testing.assert_close(batched, separate, rtol=0, atol=0)
+
+
 def test_bred_vector_input_errors():
     with pytest.raises(ValueError, match="cycles >= 1"):
         BredVector(TARGET, [True, False, False], cycles=0)

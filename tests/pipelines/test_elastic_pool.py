@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from swarmcast.ops.ensemble.campaign import DateWindow
-from swarmcast.ops.ensemble.store import create_ensemble_store, done_units
+from swarmcast.ops.ensemble.done_flags import done_units
+from swarmcast.ops.ensemble.store import create_ensemble_store
 from swarmcast.ops.errors import StorageFullError
 from swarmcast.pipelines.bench.scale import DEFAULTS, EmulatedPlan, EmulatedUnitRunner, emulated_layout
 from swarmcast.pipelines.cli import main
@@ -125,6 +126,7 @@ def test_bench_scale_reports_utilization_per_cluster_size(tmp_path):
     """In a fresh process: the bench starts Ray with the virtual accelerators itself."""
     args = ["accelerators=1,4", "checkpoints=3", "blocks=2", "units_per_accelerator=2", "leads=2"]
     args += ["step_s=0.05", "load_s=0.05", "member_block=2", "nlat=4", "nlon=8", "channels=2"]
+    args += ["campaign_dates=5", "campaign_blocks=2"]
     exe = Path(sys.executable).parent / "swarmcast"
     out = subprocess.run(
         [str(exe), "bench", "scale", *args],
@@ -148,4 +150,8 @@ def test_bench_scale_reports_utilization_per_cluster_size(tmp_path):
         assert row["startup_s"] >= 0.05  # every actor loaded a checkpoint (load_s) before work
         assert row["driver_cpu_ms_per_unit"] > 0 and 0 < row["machine_cpu_busy"] <= 1
     assert result["ratio"] == result["sizes"][-1]["utilization"]
+    # bookkeeping of 5 dates x 3 checkpoints x 2 blocks, dates 0, 2 and 4 marked done
+    campaign = result["campaign"]
+    assert (campaign["units"], campaign["units_found_done"]) == (30, 18)
+    assert all(campaign[k] > 0 for k in ("create_store_s", "plain_mask_read_s", "date_window_us_per_unit"))
     assert not list(tmp_path.iterdir())  # its stores lived in a temporary folder

@@ -10,6 +10,7 @@ perturbations: ``swarmcast.ops.perturbations``; the whole story: ARCHITECTURE.md
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -18,7 +19,7 @@ from pydantic import Field, model_validator
 
 from swarmcast.ops.checkpoint import weights_hash
 from swarmcast.ops.ensemble.campaign import DateWindow
-from swarmcast.ops.ensemble.store import done_units
+from swarmcast.ops.ensemble.done_flags import done_units
 from swarmcast.ops.ensemble.summaries import merge_init
 from swarmcast.ops.storage import Location, as_zarr
 from swarmcast.pipelines.cluster.session import check_gpus, check_resources
@@ -160,7 +161,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
             order=config.campaign.order,
             max_dates=config.campaign.max_concurrent_dates,
             # a finished date is final at once: analysts can open its summaries mid-campaign
-            on_date_done=lambda _: merged.append(_merge_summaries(plan, out)),
+            on_date_done=lambda init: merged.append(_merge_summaries(plan, out, [init])),
         )
         report = run_units(plan, out, pending, label=config.label, runner=SFNOUnitRunner, window=window, pool=pool)
     return {
@@ -177,16 +178,19 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     }
 
 
-def _merge_summaries(plan: HindcastPlan, store: Location) -> int:
-    """Merge the partial summaries of every init time whose units are all done (once each)."""
+def _merge_summaries(plan: HindcastPlan, store: Location, inits: list[int] | None = None) -> int:
+    """Merge the partial summaries of each init time (all, or those of ``inits``) whose units are
+    all done, once each. Reads only those dates' done flags: a 92-date campaign calls this once per
+    finished date."""
     if plan.summary_spec is None:
         return 0
-    done = {(u.init, u.checkpoint, u.block) for u in done_units(store, plan.layout)}
+    lay = plan.layout
+    rows = list(range(len(lay.init_times))) if inits is None else inits
+    units_done = Counter(u.init for u in done_units(store, lay, inits=rows))
     flags = zarr.open_group(as_zarr(store), mode="r", use_consolidated=False)["summary_merged"][...]
-    lay, merged = plan.layout, 0
-    for i in range(len(lay.init_times)):
-        units = [u for u in lay.units() if u.init == i]
-        if not flags[i] and all((u.init, u.checkpoint, u.block) in done for u in units):
+    merged = 0
+    for i in rows:
+        if not flags[i] and units_done[i] == len(lay.checkpoints) * lay.blocks_per_checkpoint:
             merge_init(store, plan.summary_spec, i, lay.member_block)
             merged += 1
     return merged

@@ -1,0 +1,88 @@
+"""The driver's bookkeeping at campaign size, part of ``swarmcast bench scale``.
+
+A HENS year is 92 init dates x 29 checkpoints x 7,424 members; in units of 16 members that is
+42,688 units. Before any unit runs, the coordinator plans them, creates the store (all metadata,
+no data) and asks which units are done (the resume check); while they run, the date window tracks
+each finished unit. This times each of those on that many units, with a minimal grid (the store
+holds no data here, only its metadata and done flags), and compares the resume check with a plain
+read of the whole ``member_done`` mask, the way it was done before
+``swarmcast.ops.ensemble.done_flags``. Half the dates are marked done first (every other one), as
+a campaign resumed mid-way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def campaign_bookkeeping(dates: int, checkpoints: int, blocks: int, member_block: int, folder: Path) -> dict[str, Any]:
+    """Seconds for planning, store creation, resume checks and date tracking of
+    ``dates x checkpoints x blocks`` units; the store is left at ``folder / "campaign.zarr"``."""
+    import zarr
+
+    from swarmcast.ops.ensemble.campaign import DateWindow
+    from swarmcast.ops.ensemble.done_flags import done_units
+    from swarmcast.ops.ensemble.store import EnsembleLayout, create_ensemble_store
+
+    members = blocks * member_block
+    layout = EnsembleLayout(
+        init_times=np.datetime64("2020-01-01T00", "ns") + np.arange(dates) * np.timedelta64(24, "h"),
+        lead_times=np.array([0], dtype="timedelta64[ns]"),
+        lat=np.array([-45.0, 45.0]),
+        lon=np.array([0.0, 180.0]),
+        channels=("c0",),
+        checkpoints=tuple(f"ckpt-{k:02d}" for k in range(checkpoints)),
+        perturbation=np.arange(members),
+        sign=np.zeros(members, dtype=int),
+        member_block=member_block,
+        leads_per_shard=1,
+    )
+    t0 = time.perf_counter()
+    units = list(layout.units())
+    plan_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store = create_ensemble_store(
+        folder / "campaign.zarr",
+        layout,
+        np.zeros((dates, layout.n_members), dtype=np.int64),
+        {"swarmcast_stage": "bench"},
+    )
+    create_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    empty = done_units(store, layout)
+    empty_s = time.perf_counter() - t0
+    mask = zarr.open_group(str(store), mode="r+", use_consolidated=False)["member_done"]
+    mask[::2] = True  # every other date finished
+    t0 = time.perf_counter()
+    half = done_units(store, layout)
+    half_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = np.asarray(mask[...], dtype=bool)
+    read_s = time.perf_counter() - t0
+    expected = {u for u in units if full[u.init, layout.member_slice(u.checkpoint, u.block)].all()}
+    if empty or half != expected:
+        raise RuntimeError("the resume check disagrees with a plain read of member_done")
+    window = DateWindow(units, max_dates=2)
+    t0 = time.perf_counter()
+    queue = deque(window.release())
+    while queue:
+        queue.extend(window.finished(queue.popleft()))
+    window_s = time.perf_counter() - t0
+    return {
+        "units": len(units),
+        "plan_s": round(plan_s, 3),
+        "create_store_s": round(create_s, 2),
+        "resume_check_fresh_s": round(empty_s, 3),
+        "resume_check_half_done_s": round(half_s, 3),
+        "plain_mask_read_s": round(read_s, 2),
+        "units_found_done": len(half),
+        "date_window_us_per_unit": round(1e6 * window_s / len(units), 2),
+    }
+
+
+__all__ = ["campaign_bookkeeping"]
