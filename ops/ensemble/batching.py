@@ -62,15 +62,28 @@ def _batched(arg: object, batch: int) -> bool:
     return isinstance(arg, torch.Tensor) and arg.ndim > 0 and len(arg) == batch
 
 
+def members_that_fit(per_member: int, free: int, total: int, per_gpu: int = 1, headroom: float = 0.8) -> int:
+    """Members one actor may run at once on a device (all sizes in bytes).
+
+    An actor sharing the device with ``per_gpu - 1`` others may use ``total / per_gpu``, or what
+    is free when that is less: the actors start together, so the first to probe must not size
+    its batches for memory the others will need. ``headroom`` leaves room for allocator slack.
+    """
+    if per_member < 1 or per_gpu < 1:
+        raise ValueError(f"per_member and per_gpu must be >= 1, got {per_member} and {per_gpu}")
+    return max(int(headroom * min(free, total // per_gpu) // per_member), 0)
+
+
 def probe_batch_size(
-    model: torch.nn.Module, member: torch.Tensor, wanted: int | None, *, headroom: float = 0.8
+    model: torch.nn.Module, member: torch.Tensor, wanted: int | None, *, per_gpu: int = 1, headroom: float = 0.8
 ) -> int | None:
     """Members per model call on ``member``'s device: ``wanted`` if it fits, else refused.
 
     ``member``: one state (1, channels, lat, lon) on the model's device. On the CPU returns
     ``wanted`` (None: the whole block). On a GPU one member's peak memory in a forward pass is
-    measured; None then becomes as many members as ``headroom`` x the free memory holds, and a
-    ``wanted`` size that cannot fit raises ``DeviceError`` with the numbers.
+    measured; None then becomes as many members as this actor's share holds
+    (``members_that_fit``), and a ``wanted`` size that cannot fit, or a ``per_gpu`` whose share
+    cannot hold one member, raises ``DeviceError`` with the numbers.
     """
     if member.device.type != "cuda":
         return wanted
@@ -80,19 +93,23 @@ def probe_batch_size(
     with torch.no_grad():
         model(member)
     per_member = max(torch.cuda.max_memory_allocated(member.device) - base, 1)
-    free, _ = torch.cuda.mem_get_info(member.device)
-    fits = max(int(headroom * free // per_member), 0)
+    free, total = torch.cuda.mem_get_info(member.device)
+    fits = members_that_fit(per_member, free, total, per_gpu, headroom)
+    gib = 2**30
+    share = (
+        f"{headroom:.0%} of this actor's share ({min(free, total // per_gpu) / gib:.2f} GiB: "
+        f"{free / gib:.2f} GiB free, {total / gib:.2f} GiB / per_gpu {per_gpu})"
+    )
     if wanted is None:
         if fits < 1:
-            raise DeviceError(f"one member needs {per_member / 2**20:.0f} MiB but {free / 2**20:.0f} MiB are free")
+            raise DeviceError(f"one member needs {per_member / 2**20:.0f} MiB but {share} holds none; lower per_gpu")
         return fits
     if wanted > fits:
         raise DeviceError(
             f"actors.batch_members {wanted} needs about {wanted * per_member / 2**30:.2f} GiB "
-            f"({per_member / 2**20:.0f} MiB per member) but {headroom:.0%} of the free "
-            f"{free / 2**30:.2f} GiB holds {fits}; lower batch_members or per_gpu"
+            f"({per_member / 2**20:.0f} MiB per member) but {share} holds {fits}; lower batch_members or per_gpu"
         )
     return wanted
 
 
-__all__ = ["MicroBatched", "probe_batch_size"]
+__all__ = ["MicroBatched", "members_that_fit", "probe_batch_size"]

@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from swarmcast.ops.ensemble.batching import MicroBatched, probe_batch_size
+from swarmcast.ops.ensemble.batching import MicroBatched, members_that_fit, probe_batch_size
 from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper
 
 CH = ("h", "u", "v", "vo")
@@ -86,6 +86,20 @@ def test_the_cpu_probe_keeps_the_requested_size_and_refuses_nonsense():
         MicroBatched(small_sfno(), 0)
 
 
+def test_an_actor_sizes_its_batches_from_its_share_of_the_device():
+    gib = 2**30
+    # alone on an idle 80 GiB card: 80% of it, in whole 1 GiB members
+    assert members_that_fit(gib, free=80 * gib, total=80 * gib) == 64
+    # four actors per GPU: the first to probe sees the card idle but takes only its quarter
+    assert members_that_fit(gib, free=80 * gib, total=80 * gib, per_gpu=4) == 16
+    # a share larger than what is free (others already allocated): what is free bounds it
+    assert members_that_fit(gib, free=10 * gib, total=80 * gib, per_gpu=4) == 8
+    # a member larger than the share: none fit (the probe then refuses, naming per_gpu)
+    assert members_that_fit(3 * gib, free=80 * gib, total=8 * gib, per_gpu=4) == 0
+    with pytest.raises(ValueError, match="per_gpu must be >= 1"):
+        members_that_fit(gib, free=gib, total=gib, per_gpu=0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 def test_the_gpu_probe_sizes_batches_from_free_memory_and_refuses_what_cannot_fit():
@@ -97,3 +111,6 @@ def test_the_gpu_probe_sizes_batches_from_free_memory_and_refuses_what_cannot_fi
     assert probe_batch_size(model, member, 1) == 1
     with pytest.raises(DeviceError, match=r"actors.batch_members 1000000000 needs about .* GiB"):
         probe_batch_size(model, member, 10**9)
+    # sharing the card with more actors than it has bytes: refused, naming per_gpu
+    with pytest.raises(DeviceError, match=r"holds none; lower per_gpu"):
+        probe_batch_size(model, member, None, per_gpu=2**40)

@@ -49,7 +49,8 @@ class SFNOUnitRunner(CheckpointUnitRunner):
         model, meta = load_model(self.plan.checkpoint_paths[checkpoint], device=self.device)
         lay = self.plan.layout
         member = torch.zeros((1, len(self.plan.channels), len(lay.lat), len(lay.lon)), device=self.device)
-        self.model = MicroBatched(model, probe_batch_size(model, member, self.plan.actors.batch_members))
+        actors = self.plan.actors
+        self.model = MicroBatched(model, probe_batch_size(model, member, actors.batch_members, per_gpu=actors.per_gpu))
         self.perturbation = make_perturbation(self.plan, meta)
 
     def run(self, unit: Unit) -> Unit:
