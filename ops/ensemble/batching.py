@@ -27,8 +27,9 @@ class MicroBatched(torch.nn.Module):
     """``model`` applied to slices of at most ``size`` members (None: the whole batch at once).
 
     ``forward(x, *args)``: x (batch, ...); tensor ``args`` with the same leading size are
-    sliced alongside. On ``torch.OutOfMemoryError`` the size halves (down to 1) and the call is
-    redone; ``halvings`` counts how often.
+    sliced alongside. A model that returns a tuple of tensors gets each concatenated. On
+    ``torch.OutOfMemoryError`` the size halves (down to 1) and the call is redone; ``halvings``
+    counts how often.
     """
 
     def __init__(self, model: torch.nn.Module, size: int | None = None) -> None:
@@ -37,7 +38,7 @@ class MicroBatched(torch.nn.Module):
             raise ValueError(f"micro-batch size must be >= 1, got {size}")
         self.model, self.size, self.halvings = model, size, 0
 
-    def forward(self, x: torch.Tensor, *args: object) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args: object) -> torch.Tensor | tuple[torch.Tensor, ...]:
         while True:
             size = min(self.size or len(x), len(x))
             try:
@@ -47,6 +48,8 @@ class MicroBatched(torch.nn.Module):
                 for lo in range(0, len(x), size):
                     sliced = [a[lo : lo + size] if _batched(a, len(x)) else a for a in args]
                     parts.append(self.model(x[lo : lo + size], *sliced))
+                if isinstance(parts[0], tuple):
+                    return tuple(torch.cat(outputs) for outputs in zip(*parts, strict=True))
                 return torch.cat(parts)
             except torch.OutOfMemoryError:
                 if size == 1:

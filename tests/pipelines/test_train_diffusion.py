@@ -149,6 +149,11 @@ def test_generative_ensemble_lands_in_a_store_that_scores(ray_session, swe_store
     assert run(tmp_path, [FORECASTER, sample, score])[1]["computed"] == 0
     run(tmp_path, [FORECASTER, {**sample, "member_block": 6, "output": "one-block.zarr"}])
     np.testing.assert_array_equal(xr.open_zarr(tmp_path / "one-block.zarr")["h"].values, h)
+    # nor on micro-batches: blocks of 6 through the sampler 4 members and then 2 at a time
+    sliced = {**sample, "member_block": 6, "output": "sliced.zarr", "actors": {"cpus": 0.5, "batch_members": 4}}
+    run(tmp_path, [FORECASTER, sliced])
+    for name in ("h", "hallucination"):
+        np.testing.assert_array_equal(xr.open_zarr(tmp_path / "sliced.zarr")[name].values, ds[name].values)
 
 
 @pytest.mark.distributed
