@@ -4,10 +4,10 @@ whole mask (the brute force the fast path replaces)."""
 import numpy as np
 import zarr
 
+from support.ensembles import create, layout, unit_data
 from swarmcast.ops.ensemble.done_flags import _all_true_bytes, done_units
 from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.storage import as_zarr
-from tests.ops.test_ensemble_store import create, layout, unit_data
 
 
 def brute_force(path, lay) -> set[Unit]:
