@@ -45,8 +45,7 @@ def done_units(
     arr = zarr.open_group(as_zarr(path), mode="r", use_consolidated=False)[DONE_ARRAY]
     assert isinstance(arr, zarr.Array)
     if tuple(arr.chunks) != (1, layout.member_block) or not arr.store.supports_listing:
-        done = np.asarray(arr[...], dtype=bool)
-        return {u for u in units if done[u.init, layout.member_slice(u.checkpoint, u.block)].all()}
+        return done_in_mask(np.asarray(arr[...], dtype=bool), layout, units)
     encode = arr.metadata.encode_chunk_key
     key_of = {f"{arr.path}/{encode((u.init, _chunk_col(layout, u)))}": u for u in units}
     present = [k for k in sync(_list(arr.store, f"{arr.path}/")) if k in key_of]
@@ -60,6 +59,12 @@ def done_units(
         ):
             done.add(unit)
     return done
+
+
+def done_in_mask(mask: np.ndarray, layout: EnsembleLayout, units: Iterable[Unit]) -> set[Unit]:
+    """The ``units`` whose members are all True in ``mask``, bool (init_time, member): the plain
+    read this module avoids, kept for stores that cannot list."""
+    return {u for u in units if mask[u.init, layout.member_slice(u.checkpoint, u.block)].all()}
 
 
 def _chunk_col(layout: EnsembleLayout, unit: Unit) -> int:
@@ -109,4 +114,4 @@ def _all_true_bytes(arr: zarr.Array) -> bytes:
     return raw.to_bytes()
 
 
-__all__ = ["done_units"]
+__all__ = ["done_in_mask", "done_units"]

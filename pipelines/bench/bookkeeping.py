@@ -15,33 +15,24 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from swarmcast.ops.ensemble.store import EnsembleLayout
 
-def campaign_bookkeeping(dates: int, checkpoints: int, blocks: int, member_block: int, folder: Path) -> dict[str, Any]:
-    """Seconds for planning, store creation, resume checks and date tracking of
-    ``dates x checkpoints x blocks`` units; the store is left at ``folder / "campaign.zarr"``."""
+
+def campaign_bookkeeping(layout: EnsembleLayout, folder: Path) -> dict[str, Any]:
+    """Seconds for planning, store creation, resume checks and date tracking of ``layout``'s
+    units; the store is left at ``folder / "campaign.zarr"``."""
     import zarr
 
     from swarmcast.ops.ensemble.campaign import DateWindow
-    from swarmcast.ops.ensemble.done_flags import done_units
-    from swarmcast.ops.ensemble.store import EnsembleLayout, create_ensemble_store
+    from swarmcast.ops.ensemble.done_flags import done_in_mask, done_units
+    from swarmcast.ops.ensemble.store import create_ensemble_store
 
-    members = blocks * member_block
-    layout = EnsembleLayout(
-        init_times=np.datetime64("2020-01-01T00", "ns") + np.arange(dates) * np.timedelta64(24, "h"),
-        lead_times=np.array([0], dtype="timedelta64[ns]"),
-        lat=np.array([-45.0, 45.0]),
-        lon=np.array([0.0, 180.0]),
-        channels=("c0",),
-        checkpoints=tuple(f"ckpt-{k:02d}" for k in range(checkpoints)),
-        perturbation=np.arange(members),
-        sign=np.zeros(members, dtype=int),
-        member_block=member_block,
-        leads_per_shard=1,
-    )
+    dates = len(layout.init_times)
     t0 = time.perf_counter()
     units = list(layout.units())
     plan_s = time.perf_counter() - t0
@@ -64,7 +55,7 @@ def campaign_bookkeeping(dates: int, checkpoints: int, blocks: int, member_block
     t0 = time.perf_counter()
     full = np.asarray(mask[...], dtype=bool)
     read_s = time.perf_counter() - t0
-    expected = {u for u in units if full[u.init, layout.member_slice(u.checkpoint, u.block)].all()}
+    expected = done_in_mask(full, layout, units)
     if empty or half != expected:
         raise RuntimeError("the resume check disagrees with a plain read of member_done")
     window = DateWindow(units, max_dates=2)

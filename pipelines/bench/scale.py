@@ -232,9 +232,10 @@ def run(params: dict) -> dict:
             rows = [one_size(p, n, Path(tmp)) for n in sizes]
             campaign = None
             if p["campaign_dates"]:  # the driver's bookkeeping at HENS size: 92 x 29 x 16 units by default
-                campaign = campaign_bookkeeping(
-                    p["campaign_dates"], p["checkpoints"], p["campaign_blocks"], 16, Path(tmp)
-                )
+                # no data is written here: one lead on a 2 x 2 grid keeps the store to its metadata
+                small = {"blocks": p["campaign_blocks"], "member_block": 16, "leads": 1, "nlat": 2, "nlon": 2}
+                layout = emulated_layout(p | small | {"channels": 1}, p["campaign_dates"])
+                campaign = campaign_bookkeeping(layout, Path(tmp))
     finally:
         ray.shutdown()
     return {
