@@ -6,7 +6,8 @@ trajectories). ``dt`` is ``stride`` times the data's own step. A time range keep
 that lie entirely inside it, so train and validation ranges never share a state.
 
 Windows are read in blocks of consecutive start indices: one contiguous slice of the store per
-block, then gathered in memory, so a block costs one pass over its chunks.
+block (``read_block``), then cut in memory (``cut_windows``), so a block costs one pass over its
+chunks. Ray Data moves such blocks, not windows (``swarmcast.ops.data.window_rows``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,33 @@ def read_states(ds: xr.Dataset, channels: Sequence[str], lo: int, hi: int) -> np
     )
 
 
+def read_block(
+    ds: xr.Dataset,
+    starts: np.ndarray,
+    spec: WindowSpec,
+    normalization: Normalization | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The states a run of windows needs, read as one contiguous slice.
+
+    Returns ``(states, offsets)``: float32 states ``starts[0] .. starts[-1] + span`` as
+    (n, channels, lat, lon), standardised per channel (``(x - mean) / std``) when
+    ``normalization`` is given, and int64 ``offsets = starts - starts[0]`` (where each window
+    begins in ``states``). ``starts`` must be ascending and non-empty.
+    """
+    lo, hi = int(starts[0]), int(starts[-1]) + spec.span + 1
+    states = read_states(ds, spec.channels, lo, hi)
+    if normalization is not None:
+        mean, std = normalization.arrays(spec.channels)
+        states -= mean[None, :, None, None]
+        states /= std[None, :, None, None]
+    return states, (np.asarray(starts) - lo).astype(np.int64)
+
+
+def cut_windows(states: np.ndarray, offsets: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Windows beginning at ``offsets`` of ``states``: (len(offsets), k + 1, channels, lat, lon), a copy."""
+    return states[np.asarray(offsets)[:, None] + np.arange(spec.steps + 1) * spec.stride]
+
+
 def read_windows(
     ds: xr.Dataset,
     starts: np.ndarray,
@@ -103,17 +131,14 @@ def read_windows(
     if len(starts) == 0:
         shape = (0, spec.steps + 1, len(spec.channels), ds.sizes["lat"], ds.sizes["lon"])
         return np.zeros(shape, dtype=np.float32)
-    lo, hi = int(starts[0]), int(starts[-1]) + spec.span + 1
-    states = read_states(ds, spec.channels, lo, hi)
-    idx = (starts - lo)[:, None] + np.arange(spec.steps + 1) * spec.stride
-    windows = states[idx]
-    if normalization is not None:
-        mean, std = normalization.arrays(spec.channels)
-        windows -= mean[None, None, :, None, None]
-        windows /= std[None, None, :, None, None]
-    return windows
+    return cut_windows(*read_block(ds, starts, spec, normalization), spec)
+
+
+def state_bytes(ds: xr.Dataset, spec: WindowSpec) -> int:
+    """Bytes of one float32 state (all of ``spec``'s channels at one time)."""
+    return 4 * len(spec.channels) * ds.sizes["lat"] * ds.sizes["lon"]
 
 
 def window_bytes(ds: xr.Dataset, spec: WindowSpec) -> int:
     """Bytes of one float32 window."""
-    return 4 * (spec.steps + 1) * len(spec.channels) * ds.sizes["lat"] * ds.sizes["lon"]
+    return (spec.steps + 1) * state_bytes(ds, spec)

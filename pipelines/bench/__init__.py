@@ -26,6 +26,8 @@ class Bench:
     """Starts (or joins) a Ray session; the others are plain numpy/torch."""
     modes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Parameters of each other ``mode=...`` the benchmark has, in place of ``defaults``."""
+    check: Callable[[dict], None] | None = None
+    """Refuses bad parameter values (``ConfigError``) before Ray or any work starts."""
 
     def defaults_for(self, params: dict) -> dict[str, Any]:
         """The parameters known for ``params``' mode."""
@@ -33,7 +35,7 @@ class Bench:
 
 
 BENCHES: dict[str, Bench] = {
-    "loader": Bench(loader.run, loader.DEFAULTS, needs_ray=True),
+    "loader": Bench(loader.run, loader.DEFAULTS, needs_ray=True, check=loader.check),
     "train": Bench(train.run, train.DEFAULTS, needs_ray=True),
     "hindcast": Bench(hindcast.run, hindcast.DEFAULTS, needs_ray=True, modes={"io": storage_io.DEFAULTS}),
     "crps": Bench(crps.run, crps.DEFAULTS, needs_ray=False),
@@ -50,6 +52,8 @@ def run_bench(name: str, params: dict, *, address: str | None = None) -> dict:
         raise ConfigError(f"unknown bench {name!r}; known: {sorted(BENCHES)}")
     bench = BENCHES[name]
     check_params(params, bench.defaults_for(params))
+    if bench.check is not None:
+        bench.check(params)
     if not bench.needs_ray:
         return bench.run(params)
     with ray_session(address):

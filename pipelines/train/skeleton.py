@@ -22,6 +22,7 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,21 @@ class Trainer(ABC):
     @abstractmethod
     def dataset(self) -> Any:
         """The Ray Dataset of training items (on the driver)."""
+
+    def batches(self, shard: Any, epoch: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+        """The worker's torch batches of ``epoch`` from its ``shard`` of the dataset, shuffled in a
+        local buffer seeded by (seed, epoch). Datasets of climate windows override this: their
+        rows are runs of states that the worker cuts into windows."""
+        return shard.iter_torch_batches(
+            batch_size=self.batch_size,
+            device=device,
+            local_shuffle_buffer_size=self.shuffle_buffer or None,
+            local_shuffle_seed=self.shuffle_seed(epoch),
+        )
+
+    def shuffle_seed(self, epoch: int) -> int:
+        """Seed of ``epoch``'s local shuffle: a resumed epoch sees the same order."""
+        return self.seed * 10_000 + epoch
 
     @abstractmethod
     def setup(self, model: torch.nn.Module, device: torch.device, rank: int, state: dict[str, Any]) -> None:
@@ -146,13 +162,7 @@ def worker_loop(config: dict) -> None:
         t0, losses, items = time.perf_counter(), [], 0
         model.train()
         trainer.start_epoch(epoch)
-        batches = shard.iter_torch_batches(
-            batch_size=trainer.batch_size,
-            device=device,
-            local_shuffle_buffer_size=trainer.shuffle_buffer or None,
-            local_shuffle_seed=trainer.seed * 10_000 + epoch,
-        )
-        for batch in batches:
+        for batch in trainer.batches(shard, epoch, device):
             state["step"] += 1
             loss, n = trainer.train_batch(batch, opt, sched, state["step"], epoch)
             losses.append(loss)

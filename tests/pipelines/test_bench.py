@@ -10,21 +10,25 @@ from swarmcast.pipelines.cli import main
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_bench_loader_prints_one_json_object_with_a_ratio(ray_session, capsys):
-    code = main(["bench", "loader", "nlat=16", "nlon=32", "trajectories=2", "days=2", "epochs=1", "batch_size=8"])
+    code = main(["bench", "loader", "nlat=16", "nlon=32", "times=40", "epochs=1", "batch_size=8"])
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0
     result = json.loads(out[-1])
-    assert result["bench"] == "loader" and result["windows"] == 2 * 8
-    # a window is (x_t, x_t+6h) of 4 float32 channels at 16 x 32: its size follows from the grid
-    assert result["window_mb"] == pytest.approx(2 * 4 * 16 * 32 * 4 / 1e6, abs=1e-4)
+    # 40 6-hourly states make 39 windows (x_t, x_t+6h)
+    assert result["bench"] == "loader" and result["windows"] == 39
+    # a window is 2 states of 8 float32 channels at 16 x 32: its size follows from the grid
+    assert result["window_mb"] == pytest.approx(2 * 8 * 16 * 32 * 4 / 1e6, abs=1e-4)
     for key in ("ratio", "direct_windows_per_s", "ray_windows_per_s", "sfno_train_samples_per_s"):
         assert result[key] > 0
+    assert result["ratio"] == pytest.approx(result["ray_windows_per_s"] / result["direct_windows_per_s"], rel=0.01)
     assert result["machine"]["cpus"] >= 1
 
 
 def test_bench_rejects_unknown_parameters(capsys):
     assert main(["bench", "loader", "nlatt=16"]) == 2
     assert "unknown bench parameters ['nlatt']" in capsys.readouterr().err
+    assert main(["bench", "loader", "source=era5"]) == 2
+    assert "source must be 'synthetic' or 'swe', got 'era5'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

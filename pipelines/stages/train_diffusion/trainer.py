@@ -8,6 +8,7 @@ rank 0 computes the EMA's validation loss and advances the curriculum on a plate
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -60,7 +61,26 @@ class DiffusionTrainer(Trainer):
             return ds.select_columns(["image"]).randomize_block_order()
         from swarmcast.pipelines.data.climate_windows import read_climate_windows
 
-        return read_climate_windows(self.plan.store, self.plan.train_spec, normalization=self.plan.normalization)
+        return read_climate_windows(
+            self.plan.store,
+            self.plan.train_spec,
+            normalization=self.plan.normalization,
+            splits=self.scaling.workers,
+        )
+
+    def batches(self, shard: Any, epoch: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+        if self.plan.store is None:
+            return super().batches(shard, epoch, device)
+        from swarmcast.pipelines.data.climate_windows import iter_window_batches
+
+        return iter_window_batches(
+            shard,
+            self.plan.train_spec,
+            self.batch_size,
+            shuffle_buffer=self.shuffle_buffer,
+            seed=self.shuffle_seed(epoch),
+            device=device,
+        )
 
     def setup(self, model: torch.nn.Module, device: torch.device, rank: int, state: dict[str, Any]) -> None:
         import ray.train.torch

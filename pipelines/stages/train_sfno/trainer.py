@@ -9,6 +9,7 @@ baselines (ARCHITECTURE.md, "Checkpoints and training").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -75,8 +76,25 @@ class SFNOTrainer(Trainer):
     def dataset(self) -> Any:
         from swarmcast.pipelines.data.climate_windows import read_climate_windows
 
-        ds = read_climate_windows(self.plan.store, self.plan.train_spec, normalization=self.plan.normalization)
+        ds = read_climate_windows(
+            self.plan.store,
+            self.plan.train_spec,
+            normalization=self.plan.normalization,
+            splits=self.scaling.workers,
+        )
         return ds.randomize_block_order()
+
+    def batches(self, shard: Any, epoch: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+        from swarmcast.pipelines.data.climate_windows import iter_window_batches
+
+        return iter_window_batches(
+            shard,
+            self.plan.train_spec,
+            self.batch_size,
+            shuffle_buffer=self.shuffle_buffer,
+            seed=self.shuffle_seed(epoch),
+            device=device,
+        )
 
     def setup(self, model: torch.nn.Module, device: torch.device, rank: int, state: dict[str, Any]) -> None:
         import ray.train.torch
