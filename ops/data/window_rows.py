@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from swarmcast.ops.data.windows import WindowSpec, cut_windows
+from swarmcast.ops.errors import InputError
 
 
 def plan_rows(
@@ -52,7 +53,7 @@ def plan_rows(
     if splits == 1:
         return [r for r in np.array_split(np.asarray(starts), rows)], 0
     if total < splits:
-        raise ValueError(f"{total} training windows cannot be shared by {splits} workers: use fewer workers")
+        raise InputError(f"{total} training windows cannot be shared by {splits} workers: use fewer workers")
     rows = min(-(-rows // splits) * splits, total // splits * splits)
     size = total // rows
     return [np.asarray(starts[r * size : (r + 1) * size]) for r in range(rows)], total - rows * size

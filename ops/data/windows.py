@@ -12,7 +12,7 @@ chunks. Ray Data moves such blocks, not windows (``swarmcast.ops.data.window_row
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,18 +69,6 @@ def window_starts(times: np.ndarray, spec: WindowSpec) -> np.ndarray:
     if spec.end is not None:
         ok &= last <= np.datetime64(spec.end, "ns")
     return np.flatnonzero(ok).astype(np.int64)
-
-
-def split_evenly(starts: np.ndarray, parts: int) -> list[np.ndarray]:
-    """Split sorted start indices into at most ``parts`` contiguous, non-empty groups."""
-    parts = max(1, min(parts, len(starts)))
-    return [g for g in np.array_split(starts, parts) if len(g)]
-
-
-def blocks_of(starts: np.ndarray, max_windows: int) -> Iterator[np.ndarray]:
-    """Consecutive groups of at most ``max_windows`` start indices."""
-    for lo in range(0, len(starts), max_windows):
-        yield starts[lo : lo + max_windows]
 
 
 def read_states(ds: xr.Dataset, channels: Sequence[str], lo: int, hi: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from swarmcast.ops import __version__
+from swarmcast.ops.data.windows import WindowSpec
 from swarmcast.ops.storage import Location
 from swarmcast.pipelines.train.run_state import fit_run, load_final_state, report_state, restore_state
 from swarmcast.pipelines.train.settings import Scaling
@@ -79,10 +80,24 @@ class Trainer(ABC):
     def dataset(self) -> Any:
         """The Ray Dataset of training items (on the driver)."""
 
+    window_spec: WindowSpec | None = None
+    """The windows of a climate dataset (``read_climate_windows``), None for datasets of items."""
+
     def batches(self, shard: Any, epoch: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
         """The worker's torch batches of ``epoch`` from its ``shard`` of the dataset, shuffled in a
-        local buffer seeded by (seed, epoch). Datasets of climate windows override this: their
-        rows are runs of states that the worker cuts into windows."""
+        local buffer seeded by (seed, epoch). A climate dataset's rows are runs of states, which
+        the worker cuts into windows here."""
+        if self.window_spec is not None:
+            from swarmcast.pipelines.data.climate_windows import iter_window_batches
+
+            return iter_window_batches(
+                shard,
+                self.window_spec,
+                self.batch_size,
+                shuffle_buffer=self.shuffle_buffer,
+                seed=self.shuffle_seed(epoch),
+                device=device,
+            )
         return shard.iter_torch_batches(
             batch_size=self.batch_size,
             device=device,

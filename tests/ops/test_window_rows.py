@@ -7,6 +7,7 @@ import pytest
 
 from swarmcast.ops.data.window_rows import plan_rows, window_batches
 from swarmcast.ops.data.windows import WindowSpec, cut_windows
+from swarmcast.ops.errors import InputError
 
 SPEC = WindowSpec(("a", "b"), steps=2, stride=2)  # span 4: a window is states i, i + 2, i + 4
 
@@ -51,7 +52,7 @@ def test_split_rows_hold_equal_windows_in_a_multiple_of_the_workers():
 
 
 def test_more_workers_than_windows_is_refused_naming_both():
-    with pytest.raises(ValueError, match="3 training windows cannot be shared by 4 workers"):
+    with pytest.raises(InputError, match="3 training windows cannot be shared by 4 workers"):
         plan_rows(np.arange(3), span=1, state_bytes=1, row_bytes=10, splits=4)
     assert plan_rows(np.zeros(0, dtype=np.int64), span=1, state_bytes=1, row_bytes=10, splits=4) == ([], 0)
 

@@ -8,7 +8,6 @@ rank 0 computes the EMA's validation loss and advances the curriculum on a plate
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -41,6 +40,7 @@ class DiffusionTrainer(Trainer):
         self.epochs, self.batch_size, self.shuffle_buffer = t.epochs, t.batch_size, 512
         self.max_failures = config.max_failures
         self.n_train = plan.n_train
+        self.window_spec = None if plan.store is None else plan.train_spec
         self.optim = OptimConfig(lr=t.lr, grad_clip=t.grad_clip)
 
     def build(self) -> DiffusionModel:
@@ -66,20 +66,6 @@ class DiffusionTrainer(Trainer):
             self.plan.train_spec,
             normalization=self.plan.normalization,
             splits=self.scaling.workers,
-        )
-
-    def batches(self, shard: Any, epoch: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
-        if self.plan.store is None:
-            return super().batches(shard, epoch, device)
-        from swarmcast.pipelines.data.climate_windows import iter_window_batches
-
-        return iter_window_batches(
-            shard,
-            self.plan.train_spec,
-            self.batch_size,
-            shuffle_buffer=self.shuffle_buffer,
-            seed=self.shuffle_seed(epoch),
-            device=device,
         )
 
     def setup(self, model: torch.nn.Module, device: torch.device, rank: int, state: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ baselines (ARCHITECTURE.md, "Checkpoints and training").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -62,6 +61,7 @@ class SFNOTrainer(Trainer):
         self.shuffle_buffer = config.train.shuffle_buffer
         self.max_failures = config.max_failures
         self.n_train = plan.n_train
+        self.window_spec = plan.train_spec
         t = config.train
         self.optim = OptimConfig(lr=t.lr, weight_decay=t.weight_decay, grad_clip=t.grad_clip)
 
@@ -83,18 +83,6 @@ class SFNOTrainer(Trainer):
             splits=self.scaling.workers,
         )
         return ds.randomize_block_order()
-
-    def batches(self, shard: Any, epoch: int, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
-        from swarmcast.pipelines.data.climate_windows import iter_window_batches
-
-        return iter_window_batches(
-            shard,
-            self.plan.train_spec,
-            self.batch_size,
-            shuffle_buffer=self.shuffle_buffer,
-            seed=self.shuffle_seed(epoch),
-            device=device,
-        )
 
     def setup(self, model: torch.nn.Module, device: torch.device, rank: int, state: dict[str, Any]) -> None:
         import ray.train.torch
