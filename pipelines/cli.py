@@ -93,7 +93,9 @@ def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> lis
     check_version(getattr(args, "expect_version", None))
     pipeline, raw = load_pipeline_file(path, overrides)
     base = Path(args.base).resolve() if getattr(args, "base", None) else path.resolve().parent
-    ctx = StageContext(base=base, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw)
+    ctx = StageContext(
+        base=base, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw, pipeline_file=path.resolve()
+    )
     plans = plan_pipeline(pipeline, ctx)
     print(format_plan(pipeline, plans, ctx))
     if args.dry_run:

@@ -11,15 +11,19 @@ key path, with a close match suggested for misspelt keys. Overrides ``key=value`
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swarmcast.ops.errors import InputError
 from swarmcast.ops.storage import Location, is_url, location
+
+if TYPE_CHECKING:  # plan_bounds imports this module
+    from swarmcast.pipelines.plan_bounds import Footprint
 
 
 class ConfigError(InputError):
@@ -48,6 +52,10 @@ class StageConfig(Strict):
     name: str | None = None
     """Name used in logs and overrides; defaults to the kind."""
 
+    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset()
+    """Fields that say how to run, not what to compute (actor resources, concurrency): left out
+    of the output's fingerprint, so changing them never blocks a resume."""
+
     RESUMABLE: ClassVar[bool] = False
     """True for stages that resume into an existing output and police it themselves (per-unit
     skip/refuse); the runner then plans "resume" instead of refusing the existing output."""
@@ -67,6 +75,11 @@ class StageConfig(Strict):
     def plan(self, base: Path) -> str:
         """One paragraph describing the work this stage implies (for --dry-run)."""
         return ""
+
+    def footprint(self, base: Path) -> Footprint | None:
+        """What the stage will hold, from its config alone (``plan_bounds``); None: nothing
+        that grows with a count in the config."""
+        return None
 
 
 class Pipeline(Strict):
@@ -137,7 +150,7 @@ def _validation_problems(err: ValidationError, prefix: str) -> list[str]:
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         msg = e["msg"]
         if "input" in e and e["type"] not in ("missing",):
-            msg += f" (got {e['input']!r})"
+            msg += f" (got {reprlib.repr(e['input'])})"  # bounded: a huge value must not flood the message
         lines.append(f"{loc}: {msg}")
     return lines
 
@@ -199,11 +212,60 @@ def parse_pipeline(raw: Any) -> Pipeline:
     return pipeline
 
 
+MAX_YAML_NODES = 100_000
+"""Most values a YAML document may expand to (a pipeline has hundreds). Aliases let a few
+hundred bytes stand for billions of values (an "alias bomb"); counting the composed node graph
+first refuses one in microseconds, before anything is built from it."""
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int], path: set[int]) -> int:
+    """Values ``node`` stands for once every alias is expanded (shared nodes counted per use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in path:
+        raise ValueError("refers to itself through a YAML alias (a recursive structure)")
+    path.add(key)
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_nodes(c, memo, path) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_nodes(k, memo, path) + _expanded_nodes(v, memo, path) for k, v in node.value)
+    else:
+        n = 1
+    path.discard(key)
+    memo[key] = n = min(n, MAX_YAML_NODES + 1)  # capped: the count itself stays small
+    return n
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` (no tags that build Python objects) bounded to ``MAX_YAML_NODES``.
+
+    Raises ``ConfigError`` naming ``source`` for invalid YAML, a recursive alias, nesting too
+    deep to parse, or a document that expands beyond the bound.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_nodes(node, {}, set()) > MAX_YAML_NODES:
+            raise ValueError(
+                f"expands to more than {MAX_YAML_NODES:,} values through YAML aliases; "
+                "refused (write the values out, or use fewer aliases)"
+            )
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read") from None
+
+
 def _parse_value(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return load_yaml(text, "override value")
+    except ConfigError as err:
+        if "not valid YAML" in str(err):
+            return text
+        raise
 
 
 def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
@@ -248,9 +310,6 @@ def load_pipeline_file(path: str | Path, overrides: Sequence[str] = ()) -> tuple
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"pipeline file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    raw = load_yaml(p.read_text(), str(p))
     raw = apply_overrides(raw or {}, overrides)
     return parse_pipeline(raw), raw

@@ -20,9 +20,12 @@ class StageContext:
     """Replace outputs that exist (otherwise refused, unless made by the same config)."""
     pipeline_raw: dict = field(default_factory=dict)
     """The resolved pipeline (after overrides), stored in output attributes."""
+    pipeline_file: Path | None = None
+    """The pipeline YAML file, when run from one: outputs may never be or hold it."""
 
     def fingerprint(self, config: BaseModel) -> dict:
-        """What identifies a stage's output: its config (minus its display name) and the seed."""
-        d = config.model_dump(mode="json", exclude={"name"})
+        """What identifies a stage's output: its config (minus its display name and the run
+        settings of ``StageConfig.RUN_SETTINGS``, which do not change results) and the seed."""
+        d = config.model_dump(mode="json", exclude={"name", *getattr(config, "RUN_SETTINGS", ())})
         d["pipeline_seed"] = self.seed
         return d

@@ -3,6 +3,8 @@
 Before any work: each stage's inputs must exist or be written by an earlier stage; each output
 that exists must have been made by the identical stage config (then the stage is skipped as
 done) unless ``overwrite`` is set. A store made by a different config is refused, never mixed.
+No output may endanger an input, the pipeline file or a folder swarmcast did not make
+(``output_guard``), and no stage may plan more than this machine holds (``plan_bounds``).
 Every problem of the pipeline is reported at once (ARCHITECTURE.md, "Pipelines and stages").
 """
 
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
 from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.output_guard import guard_outputs, made_by_swarmcast
+from swarmcast.pipelines.plan_bounds import check_footprints
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,11 @@ def output_fingerprint(path: Location) -> dict | None:
 def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
     """Check inputs/outputs of every stage; raise one ConfigError listing every problem."""
     produced: set[Location] = set()
-    plans, problems = [], []
+    problems = guard_outputs(pipeline, ctx)
+    bound_problems, notes = check_footprints(pipeline, ctx)
+    if bound_problems:  # nothing below may build what the config asks for
+        raise ConfigError(problems + bound_problems)
+    plans: list[StagePlan] = []
     for i, stage in enumerate(pipeline.stages):
         where = f"stages.{i} ({stage.label})"
         for p in stage.inputs(ctx.base):
@@ -57,7 +65,7 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
                 problems.append(f"{where}: input not found: {p}")
         action = "run"
         for p in stage.outputs(ctx.base):
-            if not output_exists(p):  # at a URL, an upload cut short counts as absent
+            if not output_exists(p) or not made_by_swarmcast(p):  # absent, or refused by the guard
                 continue
             if ctx.overwrite:
                 action = "overwrite"
@@ -78,7 +86,8 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
                         "pass --overwrite to replace it, or choose another output path"
                     )
         produced.update(p.resolve() for p in stage.outputs(ctx.base))
-        plans.append(StagePlan(stage, action, stage.plan(ctx.base)))
+        description = "; ".join(d for d in (stage.plan(ctx.base), notes.get(i, "")) if d)
+        plans.append(StagePlan(stage, action, description))
     if problems:
         raise ConfigError(problems)
     return plans

@@ -26,6 +26,7 @@ def open_ensemble_output(
     *,
     extra: Callable[[Path], None] | None = None,
     before_create: Callable[[], None] | None = None,
+    run_settings: frozenset[str] = frozenset(),
 ) -> list[Unit]:
     """Create an ensemble store (or reopen the one the same config made); its units still to do.
 
@@ -33,11 +34,12 @@ def open_ensemble_output(
     (n_init, n_members); ``extra(staging_folder)`` adds stage-specific arrays before the
     metadata is consolidated (ARCHITECTURE.md, "The ensemble store"). ``before_create()`` runs
     just before a new store is created: stages start their actors there, so checkpoints load
-    while the metadata is written.
+    while the metadata is written. ``run_settings``: keys a store written before they left the
+    fingerprint may still record (``StageConfig.RUN_SETTINGS``); they are ignored when comparing.
     """
     fingerprint = json.loads(json.dumps(fingerprint))
     if output_exists(out) and not ctx.overwrite:
-        if store_fingerprint(out) != fingerprint:
+        if _without(store_fingerprint(out), run_settings) != fingerprint:
             kind = fingerprint.get("kind", "stage")
             raise ConfigError(f"{out} was made by a different {kind} config or checkpoints; pass --overwrite")
     else:
@@ -55,6 +57,10 @@ def open_ensemble_output(
         if store_fingerprint(out) != fingerprint:  # another run created it first, differently
             raise ConfigError(f"{out} was created meanwhile by another run of a different config")
     return sorted(set(layout.units()) - done_units(out, layout))
+
+
+def _without(recorded: dict | None, keys: frozenset[str]) -> dict | None:
+    return None if recorded is None else {k: v for k, v in recorded.items() if k not in keys}
 
 
 __all__ = ["open_ensemble_output"]

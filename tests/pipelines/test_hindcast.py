@@ -307,3 +307,17 @@ def test_the_store_does_not_depend_on_actor_count_micro_batches_or_write_behind(
     ref, got = files(ref_path), files(base / "hindcast.zarr")
     assert got.keys() == ref.keys()
     assert all(got[k] == ref[k] for k in ref if k != "zarr.json")  # root metadata holds the pipeline text
+
+
+def test_other_actor_and_campaign_settings_resume_the_same_store(reference):
+    """How a hindcast runs is not what it computes: run settings stay out of the fingerprint."""
+    path, _ = reference
+    before = files(path)
+    # how it runs is not what it computes: other actor and campaign settings resume the store
+    run_only = {
+        **STAGE,
+        "actors": {"cpus": 1.0, "max_actors": 1, "write_behind": False},
+        "campaign": {"order": "newest-first"},
+    }
+    assert run(path.parent, run_only)[0]["computed"] == 0
+    assert files(path) == before

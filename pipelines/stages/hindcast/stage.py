@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 import zarr
 from pydantic import Field, model_validator
 
-from swarmcast.ops.checkpoint import weights_hash
+from swarmcast.ops.checkpoint import CheckpointError, read_meta, weights_hash
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.done_flags import done_units
 from swarmcast.ops.ensemble.summaries import merge_init
@@ -27,6 +27,7 @@ from swarmcast.pipelines.config import StageConfig, Strict, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ensemble.output import open_ensemble_output
 from swarmcast.pipelines.ensemble.settings import ActorSettings, CampaignSettings, InitTimes
+from swarmcast.pipelines.plan_bounds import Footprint
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
 
@@ -67,6 +68,7 @@ class HindcastConfig(StageConfig):
     """Parameters of the ``hindcast`` stage."""
 
     RESUMABLE: ClassVar[bool] = True
+    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"actors", "campaign"})
 
     kind: Literal["hindcast"] = "hindcast"
     """Stage kind."""
@@ -120,17 +122,42 @@ class HindcastConfig(StageConfig):
         return int(self.perturbation.control) + 2 * self.perturbation.pairs
 
     def inputs(self, base: Path) -> list[Path]:
-        return [resolve_path(base, self.data)]
+        return [resolve_path(base, self.data), resolve_path(base, self.checkpoints)]
 
     def outputs(self, base: Path) -> list[Path]:
         return [resolve_path(base, self.output)]
 
     def plan(self, base: Path) -> str:
-        n_init = "the latest" if self.init_times == "latest" else len(self.init_times.resolve())
+        n_init = "the latest" if self.init_times == "latest" else self.n_init_times
         return (
             f"{n_init} init times x {self.members_per_checkpoint} members per checkpoint "
             f"({self.perturbation.kind}), {self.lead_hours:g} h leads; write {resolve_path(base, self.output)}"
         )
+
+    def footprint(self, base: Path) -> Footprint:
+        """Member records from the config; the store size too once the checkpoints exist."""
+        folder = resolve_path(base, self.checkpoints)
+        found = sorted(p for p in folder.iterdir() if (p / "checkpoint.json").exists()) if folder.is_dir() else []
+        n_ck, n_init, n_mem = max(1, len(found)), self.n_init_times, self.members_per_checkpoint
+        what = f"{n_init:,} init times x {max(1, len(found)):,} checkpoints x {n_mem:,} members"
+        return Footprint(n_init * n_ck * n_mem, what, self._store_bytes(found, n_init * n_mem))
+
+    @property
+    def n_init_times(self) -> int:
+        return 1 if self.init_times == "latest" else len(self.init_times.resolve())
+
+    def _store_bytes(self, checkpoints: list[Location], members: int) -> int | None:
+        """Uncompressed float32 members of the store (None when no checkpoint is readable yet)."""
+        if not checkpoints:
+            return None
+        try:
+            meta = read_meta(checkpoints[0])
+            model, step = meta["model"], float(meta["time_step_hours"])
+            channels = len(self.variables) if self.variables is not None else len(meta["channels"])
+        except (CheckpointError, KeyError, TypeError, ValueError, OSError):
+            return None  # the plan reports an unreadable checkpoint with its own message
+        leads = int(self.lead_hours // step) // self.output_every + 1
+        return len(checkpoints) * members * leads * channels * int(model["nlat"]) * int(model["nlon"]) * 4
 
 
 def run(config: HindcastConfig, ctx: StageContext) -> dict:
@@ -153,6 +180,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
             {"title": "swarmcast hindcast ensemble", "checkpoints": json.dumps(hashes)},
             extra=plan.summary_arrays if plan.summary_spec is not None else None,
             before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
+            run_settings=config.RUN_SETTINGS,
         )
         total = len(list(plan.layout.units()))
         merged = [_merge_summaries(plan, out)]  # dates a killed run finished but did not merge

@@ -23,6 +23,7 @@ from swarmcast.pipelines.config import StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ensemble.output import open_ensemble_output
 from swarmcast.pipelines.ensemble.settings import ActorSettings, InitTimes
+from swarmcast.pipelines.plan_bounds import Footprint
 from swarmcast.pipelines.stages.sample_diffusion.plan import GenerativePlan
 
 
@@ -30,6 +31,7 @@ class SampleDiffusionConfig(StageConfig):
     """Parameters of the ``sample-diffusion`` stage."""
 
     RESUMABLE: ClassVar[bool] = True
+    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"actors"})
 
     kind: Literal["sample-diffusion"] = "sample-diffusion"
     """Stage kind."""
@@ -70,6 +72,10 @@ class SampleDiffusionConfig(StageConfig):
         n = len(self.init_times.resolve())
         return f"{n} init times x {self.members} generative members, {self.lead_hours:g} h; write {self.output}"
 
+    def footprint(self, base: Path) -> Footprint:
+        n = len(self.init_times.resolve())
+        return Footprint(n * self.members, f"{n:,} init times x {self.members:,} members")
+
 
 def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
     from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units  # imports Ray: only when running
@@ -91,6 +97,7 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
             {"title": "swarmcast generative (diffusion) ensemble", "sampler": sampler},
             extra=plan.hallucination_array,
             before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
+            run_settings=config.RUN_SETTINGS,
         )
         report = run_units(plan, out, pending, label=config.label, runner=DiffusionUnitRunner, pool=pool)
     return {

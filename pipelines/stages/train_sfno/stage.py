@@ -84,6 +84,7 @@ class TrainSFNOConfig(StageConfig):
     """Parameters of the ``train-sfno`` stage."""
 
     RESUMABLE: ClassVar[bool] = True
+    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"concurrent"})
 
     kind: Literal["train-sfno"] = "train-sfno"
     """Stage kind."""
