@@ -19,12 +19,58 @@ from swarmcast.pipelines.context import StageContext
 
 
 @contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block, restoring what was there."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def _single_node_constant() -> Iterator[None]:
+    """Ray's "no multi-node clusters here" switch, off for the duration of a block."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def private_token_file(home: Path | None = None) -> Path | None:
+    """Make Ray's default token file (``~/.ray/auth_token``) readable by its owner only.
+
+    Ray 2.60 writes it with the process umask (0644 on most systems): any local user could then
+    read the token and run code on the cluster. Returns the file when it exists.
+    """
+    path = (home or Path.home()) / ".ray" / "auth_token"
+    try:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:
+        return None  # not ours to change (another owner); Ray reports its own problems with it
+    return path if path.is_file() else None
+
+
+@contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
-    """Use the running Ray (tests), connect to ``address``, or start a private local instance."""
+    """Use the running Ray (tests), connect to ``address``, or start a private local instance.
+
+    Ray's token file is made private before and after Ray starts (``private_token_file``)."""
     import ray
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False  # stage Progress lines instead
+    private_token_file()
     if ray.is_initialized():
         yield
         return
@@ -36,15 +82,22 @@ def ray_session(address: str | None) -> Iterator[None]:
         ray.init(address=address, log_to_driver=True, logging_config=quiet)
     else:
         # The dashboard serves the State API, which Ray Train's placement-group cleaner polls
-        # every second (warning when it is missing); it listens on loopback only. Ray's own gRPC
-        # ports cannot be restricted to loopback, so Ray's token authentication stays on.
-        ray.init(
-            address="local",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            log_to_driver=True,
-            logging_config=quiet,
-        )
+        # every second (warning when it is missing); it listens on loopback only. A private
+        # instance is one node, so every other port is kept on loopback too: Ray binds its gRPC
+        # servers and its three Prometheus exporters (which answer without authentication) to
+        # the node's address, and takes the loopback address as the node's only when
+        # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is off (ray._private.services.get_node_ip_address).
+        # Ray reads it once, on import: this process gets the module constant switched, the
+        # processes Ray starts get the variable; both only while Ray starts them.
+        with _environ(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"), _single_node_constant():
+            ray.init(
+                address="local",
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                log_to_driver=True,
+                logging_config=quiet,
+            )
+    private_token_file()  # a token Ray generated just now
     try:
         yield
     finally:
@@ -108,4 +161,4 @@ def check_resources(resources: dict[str, float], key: str) -> None:
         raise ConfigError(problems)
 
 
-__all__ = ["alive_nodes", "check_gpus", "check_resources", "check_shared_storage", "ray_session"]
+__all__ = ["alive_nodes", "check_gpus", "check_resources", "check_shared_storage", "private_token_file", "ray_session"]

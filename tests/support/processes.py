@@ -18,3 +18,53 @@ def pids_running(fragment: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def descendants(root: int) -> set[int]:
+    """``root`` and every process below it (by parent pid, read from /proc)."""
+    parent = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        grown = {pid for pid, ppid in parent.items() if ppid in tree}
+        grew = not grown <= tree
+        tree |= grown
+    return tree
+
+
+def _hex_address(text: str) -> str:
+    """/proc/net/tcp{,6} address (little-endian hex words) -> printable IP."""
+    import ipaddress
+
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(words)
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
+def listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every listening TCP socket the processes ``pids`` hold."""
+    listening = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                address, port = fields[1].split(":")
+                listening[fields[9]] = (_hex_address(address), int(port, 16))
+    found = []
+    for pid in pids:
+        try:
+            links = [str(fd.readlink()) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        for link in links:
+            inode = link[len("socket:[") : -1] if link.startswith("socket:[") else None
+            if inode in listening:
+                found.append((*listening[inode], pid))
+    return found
