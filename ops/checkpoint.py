@@ -81,15 +81,50 @@ def save_model(
     return publish(tmp, final, marker=META)
 
 
-def read_meta(folder: str | os.PathLike | Location, kind: str = FORMAT) -> dict[str, Any]:
-    """checkpoint.json of a checkpoint folder, checked to be of format ``kind``."""
+SFNO_KEYS = ("model", "normalization", "weights_sha256")
+"""Keys a model checkpoint's checkpoint.json needs to be loaded (``save_model`` writes them)."""
+
+FORECAST_KEYS = (*SFNO_KEYS, "channels", "time_step_hours")
+"""Keys a checkpoint needs to step a forecast from a climate store (what training writes)."""
+
+
+def read_meta(
+    folder: str | os.PathLike | Location, kind: str = FORMAT, required: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """checkpoint.json of a checkpoint folder, checked to be of format ``kind`` and to hold
+    ``required`` keys (default: ``SFNO_KEYS`` for model checkpoints, ``weights_sha256`` otherwise).
+
+    Every defect is a ``CheckpointError`` naming the file: missing, not JSON, not an object,
+    another format, missing keys.
+    """
     path = location(folder) / META
     if not path.exists():
         raise CheckpointError(f"{folder}: not a checkpoint folder (no {META})")
-    meta = json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}); the checkpoint is damaged") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     if meta.get("format") != kind:
         raise CheckpointError(f"{folder}: checkpoint format {meta.get('format')!r}, expected {kind!r}")
+    keys = required if required is not None else (SFNO_KEYS if kind == FORMAT else ("weights_sha256",))
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: lacks {missing}; the checkpoint is incomplete or not swarmcast's")
     return meta
+
+
+def verify_weights(folder: str | os.PathLike | Location, meta: dict[str, Any]) -> str:
+    """The sha256 of a checkpoint's weights after checking it against ``meta`` (what the
+    coordinator does before a store records the hash); ``CheckpointError`` names the file."""
+    path = location(folder) / WEIGHTS
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != meta.get("weights_sha256"):
+        raise CheckpointError(f"{path}: does not match the hash in {META} (corrupt or replaced)")
+    return digest
 
 
 def verified_weights(folder: str | os.PathLike | Location, meta: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -8,12 +8,15 @@ import torch
 
 from swarmcast.kernels.sphere import quadrature_weights
 from swarmcast.ops.checkpoint import (
+    FORECAST_KEYS,
     CheckpointError,
     check_compatible,
     load_model,
     load_training_state,
+    read_meta,
     save_model,
     save_training_state,
+    verify_weights,
 )
 from swarmcast.ops.data.normalization import ChannelStats, Normalization
 from swarmcast.ops.optim import OptimConfig, make_optimizer
@@ -129,3 +132,36 @@ def test_validation_baselines_match_brute_force():
         np.testing.assert_allclose(scores["persistence"][lead], expected, rtol=1e-6)
         clim = np.sqrt((windows[:, lead] ** 2 * wn).mean(axis=(-2, -1)).mean(axis=0)) * std
         np.testing.assert_allclose(scores["climatology"][lead], clim, rtol=1e-6)
+
+
+def test_a_damaged_checkpoint_json_names_its_file_and_what_is_wrong(tmp_path):
+    save_model(tmp_path / "ck", _model(), _meta())
+    path = tmp_path / "ck" / "checkpoint.json"
+    good = json.loads(path.read_text())
+    path.write_text(path.read_text()[:-20])  # cut short, as by a full disk
+    with pytest.raises(CheckpointError, match=r"ck/checkpoint.json: not valid JSON"):
+        read_meta(tmp_path / "ck")
+    path.write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"checkpoint.json: expected a JSON object, got list"):
+        read_meta(tmp_path / "ck")
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "model"}))
+    with pytest.raises(CheckpointError, match=r"checkpoint.json: lacks \['model'\]"):
+        load_model(tmp_path / "ck")
+    path.write_text(json.dumps(good))
+    with pytest.raises(CheckpointError, match=r"lacks \['time_step_hours'\]"):  # _meta() has no step
+        read_meta(tmp_path / "ck", required=FORECAST_KEYS)
+
+
+def test_verify_weights_returns_the_recorded_hash_or_names_the_damaged_file(tmp_path):
+    import hashlib
+
+    save_model(tmp_path / "ck", _model(), _meta())
+    meta = read_meta(tmp_path / "ck")
+    weights = tmp_path / "ck" / "weights.safetensors"
+    assert verify_weights(tmp_path / "ck", meta) == hashlib.sha256(weights.read_bytes()).hexdigest()
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")  # one byte flipped
+    with pytest.raises(CheckpointError, match=r"weights.safetensors: does not match the hash"):
+        verify_weights(tmp_path / "ck", meta)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match=r"weights.safetensors: missing"):
+        verify_weights(tmp_path / "ck", meta)

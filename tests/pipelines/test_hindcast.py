@@ -222,6 +222,44 @@ def test_checkpoint_on_another_grid_is_refused(inputs, tmp_path):
         HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
 
 
+def test_a_damaged_checkpoint_is_refused_before_the_store_exists(ray_session, inputs, tmp_path):
+    """Found by the coordinator, not the actors: the store never records a damaged checkpoint's
+    hash, so once the weights are restored the same run completes (on main it was refused as
+    "different checkpoints" after four actor retries)."""
+    store, ckpts = inputs
+    (tmp_path / "data.zarr").symlink_to(store)
+    shutil.copytree(ckpts, tmp_path / "checkpoints")
+    weights = tmp_path / "checkpoints" / "seed-1" / "weights.safetensors"
+    meta = tmp_path / "checkpoints" / "seed-0" / "checkpoint.json"
+    good_weights, good_meta = weights.read_bytes(), meta.read_text()
+    weights.write_bytes(good_weights[:-4] + b"\0\0\0\0")
+    meta.write_text(good_meta.replace('"validation_rmse"', '"no_rmse"'))
+    with pytest.raises(ConfigError) as err:
+        run(tmp_path)
+    assert "seed-1/weights.safetensors: does not match the hash in checkpoint.json" in str(err.value)
+    assert "seed-0/checkpoint.json: no 48h validation RMSE for ['h', 'u', 'v', 'vo']" in str(err.value)
+    assert not (tmp_path / "hindcast.zarr").exists()
+    weights.write_bytes(good_weights)
+    meta.write_text(good_meta)
+    (result,) = run(tmp_path)
+    assert result["computed"] == result["units"] == 4
+
+
+def test_nan_in_a_state_members_start_from_is_refused_with_time_channel_and_count(inputs, tmp_path):
+    store, ckpts = inputs
+    shutil.copytree(store, tmp_path / "data.zarr")
+    (tmp_path / "checkpoints").symlink_to(ckpts)
+    times = xr.open_zarr(tmp_path / "data.zarr")["time"].values
+    i = int(np.searchsorted(times, np.datetime64("2001-01-02T00", "ns")))  # an init time
+    h = zarr.open_array(tmp_path / "data.zarr" / "h", mode="r+")
+    block = h[i]
+    block[:5, :10] = np.nan  # 50 points, as a user's store had
+    h[i] = block
+    with pytest.raises(ConfigError, match=r"NaN or infinite values .*h at 2001-01-02T00:00: 50 of 512 points"):
+        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
+    assert not (tmp_path / "hindcast.zarr").exists()
+
+
 @pytest.mark.distributed
 def test_dead_node_units_move_elsewhere_and_the_store_is_identical(reference, inputs, tmp_path):
     """A real 2-node Ray cluster (in a subprocess: one Ray per process) loses its worker node."""

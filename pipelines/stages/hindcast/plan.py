@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from swarmcast.ops.checkpoint import CheckpointError, check_compatible, read_meta
+from swarmcast.ops.checkpoint import FORECAST_KEYS, CheckpointError, check_compatible, read_meta, verify_weights
 from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.data.finite import nonfinite_states
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.splits import whole_steps
 from swarmcast.ops.ensemble.rollout import saved_steps
@@ -44,10 +45,7 @@ class HindcastPlan:
         if not paths:
             raise ConfigError(f"checkpoints: no checkpoint folders (with checkpoint.json) in {folder}")
         self.checkpoint_paths: list[Location] = paths
-        try:
-            self.metas = [read_meta(p) for p in paths]
-        except CheckpointError as err:
-            raise ConfigError(f"checkpoints: {err}") from None
+        self.metas, self.hashes = self._verified(paths, config.perturbation.kind != "control")
         first = self.metas[0]
         self.channels = tuple(first["channels"])
         self.step_hours = float(first["time_step_hours"])
@@ -78,10 +76,41 @@ class HindcastPlan:
         latest = config.init_times == "latest"
         self.inits = np.array([times.max()]) if latest else config.init_times.resolve()  # type: ignore[union-attr]
         self._check_history(times, self.inits)
+        self._check_finite(ds)
         self.seed_mask = self._seed_channels(config.perturbation)
         self.layout = self._layout(ds)
         self.run_seed = config.seed if config.seed is not None else ctx.seed
         self.ids = tuple(p.name for p in paths)
+
+    @staticmethod
+    def _verified(paths: list[Location], perturbed: bool) -> tuple[list[dict], dict[str, str]]:
+        """(checkpoint.json of each, {name: weights sha256}) once every checkpoint is whole: its
+        metadata complete, its weights matching their recorded hash, and (for perturbed members)
+        a 48 h validation RMSE per channel to scale the perturbations by. Checked here, before the
+        store records the hashes, so a damaged checkpoint never wedges a store; every bad
+        checkpoint is named at once."""
+        metas, hashes, problems = [], {}, []
+        for p in paths:
+            try:
+                meta = read_meta(p, required=FORECAST_KEYS)
+                hashes[p.name] = verify_weights(p, meta)
+            except CheckpointError as err:
+                problems.append(f"checkpoints: {err}")
+                continue
+            lead = f"{meta.get('validation_lead_hours', 48):g}h"
+            rmse = (
+                meta.get("validation_rmse", {}).get(lead, {}) if isinstance(meta.get("validation_rmse"), dict) else {}
+            )
+            lacking = [c for c in meta["channels"] if c not in rmse]
+            if perturbed and lacking:
+                problems.append(
+                    f"checkpoints: {p / 'checkpoint.json'}: no {lead} validation RMSE for {lacking}, "
+                    "which scales the perturbations (retrain, or use perturbation.kind: control)"
+                )
+            metas.append(meta)
+        if problems:
+            raise ConfigError(problems)
+        return metas, hashes
 
     @property
     def actors(self) -> ActorSettings:
@@ -98,6 +127,19 @@ class HindcastPlan:
                 what = "the init time" if str(t0) in absent else "the breeding history"
                 raise ConfigError(f"init_times: {t0} lacks {what} in {self.store} (missing {absent[:3]})")
             self.history_index.append([int(np.searchsorted(times, t)) for t in needed])
+
+    def _check_finite(self, ds: object, shown: int = 10) -> None:
+        """Refuse NaN or infinite values in any state a member starts from (the init states and
+        the breeding history), naming time, channel and count: they would spread to every member."""
+        bad = nonfinite_states(ds, [i for row in self.history_index for i in row])  # type: ignore[arg-type]
+        if bad:
+            more = f" (and {len(bad) - shown} more)" if len(bad) > shown else ""
+            raise ConfigError(
+                f"init_times: {self.store} has NaN or infinite values in states members start from: "
+                + "; ".join(str(b) for b in bad[:shown])
+                + more
+                + ". Fix the data, or leave those init times out"
+            )
 
     def _summary_spec(self, s: SummarySettings | None) -> SummarySpec | None:
         if s is None:

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 import zarr
 from pydantic import Field, model_validator
 
-from swarmcast.ops.checkpoint import CheckpointError, read_meta, weights_hash
+from swarmcast.ops.checkpoint import CheckpointError, read_meta
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.done_flags import done_units
 from swarmcast.ops.ensemble.summaries import merge_init
@@ -151,7 +151,7 @@ class HindcastConfig(StageConfig):
         if not checkpoints:
             return None
         try:
-            meta = read_meta(checkpoints[0])
+            meta = read_meta(checkpoints[0], required=("model", "channels", "time_step_hours"))
             model, step = meta["model"], float(meta["time_step_hours"])
             channels = len(self.variables) if self.variables is not None else len(meta["channels"])
         except (CheckpointError, KeyError, TypeError, ValueError, OSError):
@@ -168,7 +168,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     check_gpus(config.actors.use_gpu, "actors.use_gpu")
     check_resources(config.actors.resources, "actors.resources")
     out = resolve_path(ctx.base, config.output)
-    hashes = {p.name: weights_hash(p) for p in plan.checkpoint_paths}
+    hashes = plan.hashes  # verified against each checkpoint.json before the store records them
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
     with ActorPool(plan, out, SFNOUnitRunner) as pool:
         pending = open_ensemble_output(

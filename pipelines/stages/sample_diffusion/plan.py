@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zarr
 
-from swarmcast.ops.checkpoint import CheckpointError, read_meta
+from swarmcast.ops.checkpoint import CheckpointError, read_meta, verify_weights
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.splits import whole_steps
 from swarmcast.ops.diffusion.training import FORMAT
@@ -39,10 +39,12 @@ class GenerativePlan:
         self.config = config
         self.checkpoint_paths: list[Location] = [resolve_path(ctx.base, config.checkpoint)]
         try:
-            self.meta = read_meta(self.checkpoint_paths[0], FORMAT)
+            self.meta = read_meta(self.checkpoint_paths[0], FORMAT, required=("model", "weights_sha256"))
+            # verified before the store records the hash, so a damaged checkpoint never wedges it
+            self.weights_sha256 = verify_weights(self.checkpoint_paths[0], self.meta)
         except CheckpointError as err:
             raise ConfigError(f"checkpoint: {err}") from None
-        if not self.meta.get("channels") or self.meta["model"]["cond_channels"] == 0:
+        if not self.meta.get("channels") or not dict(self.meta["model"]).get("cond_channels"):
             raise ConfigError(f"checkpoint: {config.checkpoint} is not a climate forecaster (trained on images)")
         if config.solver not in SOLVERS:
             raise ConfigError(f"solver: unknown {config.solver!r}; known: {sorted(SOLVERS)}")

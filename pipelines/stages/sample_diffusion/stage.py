@@ -17,7 +17,6 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from swarmcast.ops.checkpoint import weights_hash
 from swarmcast.pipelines.cluster.session import check_gpus, check_resources
 from swarmcast.pipelines.config import StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
@@ -85,7 +84,7 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
     check_gpus(config.actors.use_gpu, "actors.use_gpu")
     check_resources(config.actors.resources, "actors.resources")
     out = resolve_path(ctx.base, config.output)
-    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": weights_hash(plan.checkpoint_paths[0])}
+    fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": plan.weights_sha256}
     sampler = json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps})
     with ActorPool(plan, out, DiffusionUnitRunner) as pool:
         pending = open_ensemble_output(
