@@ -245,6 +245,23 @@ def test_a_damaged_checkpoint_is_refused_before_the_store_exists(ray_session, in
     assert result["computed"] == result["units"] == 4
 
 
+def test_a_control_only_hindcast_needs_no_validation_rmse(inputs, tmp_path):
+    from swarmcast.ops.perturbations import Control
+
+    store, ckpts = inputs
+    (tmp_path / "data.zarr").symlink_to(store)
+    shutil.copytree(ckpts, tmp_path / "checkpoints")
+    for meta_path in (tmp_path / "checkpoints").glob("*/checkpoint.json"):
+        meta = json.loads(meta_path.read_text())
+        del meta["validation_rmse"]
+        meta_path.write_text(json.dumps(meta))
+    control = {**STAGE, "perturbation": {"kind": "control", "pairs": 0}}
+    plan = HindcastPlan(HindcastConfig.model_validate(control), StageContext(base=tmp_path))
+    assert isinstance(make_perturbation(plan, plan.metas[0]), Control)
+    with pytest.raises(ConfigError, match="no 48h validation RMSE"):  # perturbed members need it
+        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
+
+
 def test_nan_in_a_state_members_start_from_is_refused_with_time_channel_and_count(inputs, tmp_path):
     store, ckpts = inputs
     shutil.copytree(store, tmp_path / "data.zarr")

@@ -24,6 +24,8 @@ from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 def make_perturbation(plan: HindcastPlan, meta: dict) -> Perturbation:
     """The configured perturbation for one checkpoint (targets from its 48 h RMSE)."""
     p = plan.config.perturbation
+    if p.kind == "control":  # no amplitude: a checkpoint without validation RMSEs will do
+        return Control()
     rmse = meta["validation_rmse"][f"{meta.get('validation_lead_hours', 48):g}h"]
     target = [p.amplitude_factor * rmse[c] for c in plan.channels]
     nonneg = [c in p.nonnegative for c in plan.channels]
@@ -35,7 +37,7 @@ def make_perturbation(plan: HindcastPlan, meta: dict) -> Perturbation:
         return CorrelatedNoise(target, length_scale_m=p.length_scale_km * 1e3, nonnegative=nonneg)
     if p.kind == "gaussian":
         return GaussianNoise(target, nonnegative=nonneg)
-    return Control()
+    raise AssertionError(f"unknown perturbation kind {p.kind!r}")  # the config's Literal forbids it
 
 
 class SFNOUnitRunner(CheckpointUnitRunner):
