@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
 import zarr
 
+from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError, InputNotFoundError
 from swarmcast.ops.storage import Location, as_zarr, is_remote, location
 
@@ -37,8 +39,9 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
 
     Keys: ``path``, ``zarr_format``, ``dims`` (name -> size), ``variables`` (name -> dims,
     shape, dtype, chunks, shards, compressors, attrs), ``attrs`` (root attribute names),
-    ``bytes`` and ``objects`` on disk, and ``members_done`` (done/total per init time) when
-    the store has a ``member_done`` mask.
+    ``bytes`` and ``objects`` on disk, and, when the store has a ``member_done`` mask,
+    ``members_done`` (done/total per init time) and ``damaged_units`` (one line per finished
+    unit whose shards no longer match what it wrote: ``swarmcast.ops.ensemble.verify``).
     """
     p = location(path)
     if not p.exists():
@@ -79,6 +82,8 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
     if "member_done" in variables:
         done = np.asarray(group["member_done"][...], dtype=bool)
         out["members_done"] = {"done": done.sum(axis=-1).tolist(), "total": int(done.shape[-1])}
+        with contextlib.suppress(InputError):  # a member_done mask but not our layout: nothing to check
+            out["damaged_units"] = check_store(p).lines()
     return out
 
 
@@ -102,4 +107,7 @@ def format_description(d: dict) -> str:
     if "members_done" in d:
         md = d["members_done"]
         lines.append(f"members done per init time: {md['done']} of {md['total']}")
+    if d.get("damaged_units"):
+        lines.append(f"{len(d['damaged_units'])} finished units lost shards (a rerun computes them again):")
+        lines += [f"  {line}" for line in d["damaged_units"]]
     return "\n".join(lines)

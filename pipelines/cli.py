@@ -1,4 +1,4 @@
-"""The ``swarmcast`` command: run pipelines, the demo, inspect stores, and benchmarks.
+"""The ``swarmcast`` command: run pipelines, the demo, inspect and verify stores, and benchmarks.
 
 User errors (``swarmcast.ops.errors.InputError``: bad config, missing inputs, existing outputs;
 ``ClusterError``: an unreachable or refusing cluster) print one line per problem and exit 2.
@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("path")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    verify = sub.add_parser("verify", help="check an ensemble store's finished units against what they wrote")
+    verify.add_argument("path")
+    verify.add_argument("--deep", action="store_true", help="also read and decode every shard (reads the whole store)")
+    verify.add_argument(
+        "--unmark", action="store_true", help="clear the done flags of damaged units, so the next run computes them"
+    )
+
     bench = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
     bench.add_argument("name", choices=sorted(BENCHES))
     bench.add_argument("params", nargs="*", help="key=value parameters")
@@ -127,6 +134,33 @@ def _inspect(args: argparse.Namespace) -> int:
     d = describe_store(args.path)
     print(json.dumps(d, indent=2, default=str) if args.json else format_description(d))
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every finished unit still has what it wrote, 1 when some lost shards."""
+    import zarr
+
+    from swarmcast.ops.ensemble.receipts import forget_done
+    from swarmcast.ops.ensemble.verify import check_store
+    from swarmcast.ops.storage import as_zarr
+
+    check = check_store(args.path, deep=args.deep)
+    how = "read back every shard of" if args.deep else "checked the shard sizes of"
+    print(f"{check.path}: {check.done} of {check.units} units done; {how} those units")
+    if not check.damage:
+        print("no finished unit lost data")
+        return 0
+    print(f"{len(check.damage)} finished units lost data since they were written:")
+    for line in check.lines():
+        print(f"  {line}")
+    if args.unmark:
+        forget_done(zarr.open_group(as_zarr(args.path), mode="r+", use_consolidated=False), check.layout, check.damage)
+        print("their done flags are cleared: rerun the pipeline that wrote this store to compute exactly these units")
+    elif args.deep:  # a rerun checks sizes only, so it would not see a shard damaged at its written size
+        print(f"run `swarmcast verify --deep --unmark {args.path}`, then rerun the pipeline that wrote this store")
+    else:
+        print("rerun the pipeline that wrote this store: it computes exactly these units again")
+    return 1
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -205,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "inspect":
             return _inspect(args)
+        if args.command == "verify":
+            return _verify(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "submit":

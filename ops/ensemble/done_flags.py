@@ -15,23 +15,21 @@ through zarr. Stores that cannot list fall back to the plain read.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.storage import LocalStore, MemoryStore
+from zarr.storage import MemoryStore
 
+from swarmcast.ops.ensemble.objects import fetch_objects
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
 from swarmcast.ops.storage import Location, as_zarr
 
 DONE_ARRAY = "member_done"
-FETCHES_IN_FLIGHT = 64
 
 
 def done_units(
@@ -49,7 +47,7 @@ def done_units(
     encode = arr.metadata.encode_chunk_key
     key_of = {f"{arr.path}/{encode((u.init, _chunk_col(layout, u)))}": u for u in units}
     present = [k for k in sync(_list(arr.store, f"{arr.path}/")) if k in key_of]
-    stored = _fetch(arr.store, present)
+    stored = fetch_objects(arr.store, present)
     reference = _all_true_bytes(arr)
     done = set()
     for key, raw in zip(present, stored, strict=True):
@@ -73,33 +71,6 @@ def _chunk_col(layout: EnsembleLayout, unit: Unit) -> int:
 
 async def _list(store: zarr.abc.store.Store, prefix: str) -> list[str]:
     return [k async for k in store.list_prefix(prefix)]
-
-
-def _fetch(store: zarr.abc.store.Store, keys: list[str]) -> list[bytes | None]:
-    """Raw bytes of ``keys`` (None for a key gone since the listing)."""
-    if isinstance(store, LocalStore):
-        # plain file reads: ~30 us each here, against ~220 us through the store's thread hand-off
-        root = Path(store.root)
-        return [_read_or_none(root / k) for k in keys]
-    return sync(_gather(store, keys))
-
-
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-async def _gather(store: zarr.abc.store.Store, keys: list[str]) -> list[bytes | None]:
-    proto, gate = default_buffer_prototype(), asyncio.Semaphore(FETCHES_IN_FLIGHT)
-
-    async def one(key: str) -> bytes | None:
-        async with gate:
-            buf = await store.get(key, prototype=proto)
-        return None if buf is None else buf.to_bytes()
-
-    return list(await asyncio.gather(*(one(k) for k in keys)))
 
 
 def _all_true_bytes(arr: zarr.Array) -> bytes:

@@ -11,8 +11,9 @@ leads_per_shard, lat, lon)`` with inner chunks of one lead — and its own chunk
 ``member_done`` (``(1, member_block)``). So no shard or chunk is ever written by two units, a
 reduction over members reads ``members / member_block`` objects per lead and variable, and
 the object count per init date stays bounded. The coordinator writes all metadata once;
-workers write only data regions and then their done flags (read back by
-``swarmcast.ops.ensemble.done_flags``).
+workers write only data regions, then a receipt of the shards they wrote, then their done
+flags (read back by ``swarmcast.ops.ensemble.done_flags``, checked against the receipts by
+``swarmcast.ops.ensemble.receipts``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.ensemble.receipts import write_receipt
 from swarmcast.ops.errors import OutputExistsError
 from swarmcast.ops.storage import Location, as_zarr, discard, location, output_exists, publish, staging
 
@@ -235,8 +237,9 @@ class UnitWriter:
     reuse ``data`` at once. A full buffer is compressed and written, one array per channel, at
     once or, with ``defer`` (write-behind), in ``finish()``, which the caller runs after
     releasing the model for the next unit. ``finish()`` checks every lead was written, writes
-    the deferred shards and then sets the unit's ``member_done`` flags, after its data, so a
-    done flag implies complete data.
+    the deferred shards, records their sizes in the unit's receipt
+    (``swarmcast.ops.ensemble.receipts``) and then sets its ``member_done`` flags, after its
+    data, so a done flag implies complete data and later damage to that data can be found.
     """
 
     def __init__(
@@ -245,6 +248,7 @@ class UnitWriter:
         self.layout, self.unit, self.defer = layout, unit, defer
         self._deferred: list[tuple[int, np.ndarray]] = []
         group = zarr.open_group(as_zarr(path), mode="r+", use_consolidated=False)
+        self._group = group
         self._arrays = [group[c] for c in layout.channels]
         self._done = group["member_done"]
         self._members = layout.member_slice(unit.checkpoint, unit.block)
@@ -290,6 +294,7 @@ class UnitWriter:
             raise RuntimeError(f"unit {self.unit}: {written} of {len(self.layout.lead_times)} leads written")
         while self._deferred:
             self._write_shard(*self._deferred.pop(0))
+        write_receipt(self._group, self.layout, self.unit)  # what the done flag vouches for
         self._done[self.unit.init, self._members] = True
 
 

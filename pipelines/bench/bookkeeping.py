@@ -7,7 +7,9 @@ each finished unit. This times each of those on that many units, with a minimal 
 holds no data here, only its metadata and done flags), and compares the resume check with a plain
 read of the whole ``member_done`` mask, the way it was done before
 ``swarmcast.ops.ensemble.done_flags``. Half the dates are marked done first (every other one), as
-a campaign resumed mid-way.
+a campaign resumed mid-way. The finished units are then given a shard file and a receipt
+each, as a unit writes them, and the receipt check every rerun runs
+(``swarmcast.ops.ensemble.verify``) is timed on them, per unit and per shard.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def campaign_bookkeeping(layout: EnsembleLayout, folder: Path) -> dict[str, Any]
     expected = done_in_mask(full, layout, units)
     if empty or half != expected:
         raise RuntimeError("the resume check disagrees with a plain read of member_done")
+    verify_s, shards = _time_receipt_check(store, layout, half)
     window = DateWindow(units, max_dates=2)
     t0 = time.perf_counter()
     queue = deque(window.release())
@@ -72,8 +75,34 @@ def campaign_bookkeeping(layout: EnsembleLayout, folder: Path) -> dict[str, Any]
         "resume_check_half_done_s": round(half_s, 3),
         "plain_mask_read_s": round(read_s, 2),
         "units_found_done": len(half),
+        "receipt_check_half_done_s": round(verify_s, 2),
+        "receipt_check_us_per_shard": round(1e6 * verify_s / max(shards, 1), 1),
         "date_window_us_per_unit": round(1e6 * window_s / len(units), 2),
     }
+
+
+def _time_receipt_check(store: Path, layout: EnsembleLayout, done: set) -> tuple[float, int]:
+    """Write a small shard file and a receipt for each of the ``done`` units (untimed), then time
+    the check of every receipt; returns (seconds, shards checked)."""
+    import zarr
+
+    from swarmcast.ops.ensemble.receipts import shard_keys, write_receipt
+    from swarmcast.ops.ensemble.verify import check_store
+
+    group = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    shards = 0
+    for unit in done:
+        for key in shard_keys(group, layout, unit):
+            (store / key).parent.mkdir(parents=True, exist_ok=True)
+            (store / key).write_bytes(b"shard")
+            shards += 1
+        write_receipt(group, layout, unit)
+    t0 = time.perf_counter()
+    check = check_store(store, layout, done)
+    seconds = time.perf_counter() - t0
+    if check.damage or check.done != len(done):
+        raise RuntimeError("the receipt check found damage in an intact store")
+    return seconds, shards
 
 
 __all__ = ["campaign_bookkeeping"]

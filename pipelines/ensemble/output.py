@@ -7,11 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from swarmcast.ops import __version__
 from swarmcast.ops.ensemble.done_flags import done_units
+from swarmcast.ops.ensemble.receipts import forget_done
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, create_ensemble_store, store_fingerprint
-from swarmcast.ops.storage import Location, output_exists
+from swarmcast.ops.ensemble.verify import check_store
+from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError
 from swarmcast.pipelines.context import StageContext
 
@@ -30,7 +33,9 @@ def open_ensemble_output(
 ) -> list[Unit]:
     """Create an ensemble store (or reopen the one the same config made); its units still to do.
 
-    A store made by another config is refused unless ``--overwrite``. ``seeds``: int
+    A store made by another config is refused unless ``--overwrite``. Units marked done whose
+    shards no longer match their receipts (deleted, truncated) are named, unmarked and returned
+    with the units still to do (ARCHITECTURE.md, "Stores that verify themselves"). ``seeds``: int
     (n_init, n_members); ``extra(staging_folder)`` adds stage-specific arrays before the
     metadata is consolidated (ARCHITECTURE.md, "The ensemble store"). ``before_create()`` runs
     just before a new store is created: stages start their actors there, so checkpoints load
@@ -56,7 +61,14 @@ def open_ensemble_output(
         create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
         if store_fingerprint(out) != fingerprint:  # another run created it first, differently
             raise ConfigError(f"{out} was created meanwhile by another run of a different config")
-    return sorted(set(layout.units()) - done_units(out, layout))
+    done = done_units(out, layout)
+    check = check_store(out, layout, done)
+    if check.damage:  # shards lost after their units finished: name them, then compute them again
+        print(f"{out}: {len(check.damage)} finished units lost shards since they were written; computing them again:")
+        for line in check.lines():
+            print(f"  {line}")
+        forget_done(zarr.open_group(as_zarr(out), mode="r+", use_consolidated=False), layout, check.damage)
+    return sorted(set(layout.units()) - (done - set(check.damage)))
 
 
 def _without(recorded: dict | None, keys: frozenset[str]) -> dict | None:

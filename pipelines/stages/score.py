@@ -18,6 +18,7 @@ from pydantic import Field
 
 from swarmcast.ops import __version__
 from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError
 from swarmcast.ops.storage import publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble
@@ -76,6 +77,15 @@ def _open_inputs(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, xr
         truth = open_climate(tpath)
     except InputError as err:  # no such store, a layout we cannot read, missing channels
         raise ConfigError(f"truth: {err}") from None
+    check = check_store(fpath)
+    if check.damage:  # zarr would read a lost shard as NaN, a truncated one as a checksum error
+        raise ConfigError(
+            "\n".join(
+                [f"forecast: {len(check.damage)} finished units of {fpath} lost shards since they were written"]
+                + [f"forecast: {line}" for line in check.lines()]
+                + ["forecast: rerun the stage that wrote it; it computes exactly these units again"]
+            )
+        )
     fc_vars = [str(v) for v, a in ens.data_vars.items() if "member" in a.dims and a.ndim == 5]
     if config.variables is None:
         variables = [v for v in fc_vars if v in truth]
@@ -98,18 +108,37 @@ def _open_inputs(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, xr
     return ens, aligned, variables
 
 
+def _name_unreadable_shards(forecast: Path, err: Exception) -> None:
+    """After a read failed while scoring: a ConfigError naming the forecast's shards that cannot
+    be decoded (damaged in place at their written size, which the size check before scoring does
+    not see); nothing when every shard reads (then ``err`` was not the store's fault)."""
+    check = check_store(forecast, deep=True)
+    if check.damage:
+        raise ConfigError(
+            "\n".join(
+                [f"forecast: {len(check.damage)} finished units of {forecast} cannot be read back"]
+                + [f"forecast: {line}" for line in check.lines()]
+                + [f"forecast: run `swarmcast verify --deep --unmark {forecast}`, then rerun the stage that wrote it"]
+            )
+        ) from err
+
+
 def run(config: ScoreConfig, ctx: StageContext) -> dict:
     ens, truth, variables = _open_inputs(config, ctx)
-    scores = score_ensemble(
-        ens,
-        truth,
-        variables,
-        regions=config.regions,
-        ensemble_sizes=config.ensemble_sizes,
-        bootstrap=config.bootstrap,
-        spectra=config.spectra,
-        seed=config.seed if config.seed is not None else ctx.seed,
-    )
+    try:
+        scores = score_ensemble(
+            ens,
+            truth,
+            variables,
+            regions=config.regions,
+            ensemble_sizes=config.ensemble_sizes,
+            bootstrap=config.bootstrap,
+            spectra=config.spectra,
+            seed=config.seed if config.seed is not None else ctx.seed,
+        )
+    except (ValueError, RuntimeError) as err:
+        _name_unreadable_shards(resolve_path(ctx.base, config.forecast), err)
+        raise
     scores.attrs.update(
         Conventions="CF-1.10",
         title="swarmcast ensemble scores",

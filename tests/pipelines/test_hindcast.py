@@ -22,6 +22,7 @@ from support.processes import pids_running
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.rollout import run_unit
+from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -376,3 +377,48 @@ def test_other_actor_and_campaign_settings_resume_the_same_store(reference):
     }
     assert run(path.parent, run_only)[0]["computed"] == 0
     assert files(path) == before
+
+
+def test_a_shard_lost_after_its_unit_finished_is_named_and_only_its_unit_is_redone(reference, inputs, tmp_path, capsys):
+    """Before receipts, a rerun wrote 0 units, ``inspect`` showed every member done and the
+    lost members read as NaN."""
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    store = base / "hindcast.zarr"
+    shutil.copytree(ref_path, store)
+    victim = min(p for p in (store / "u" / "c" / "1" / "1").rglob("*") if p.is_file())  # init 1, seed-1
+    key = str(victim.relative_to(store))
+    victim.unlink()
+    unit = "init 2001-01-02T00, checkpoint seed-1, members 5-9"
+    assert main(["verify", str(store)]) == 1
+    assert f"{unit}: {key}: missing" in capsys.readouterr().out
+    assert main(["inspect", str(store)]) == 0
+    assert "1 finished units lost shards" in capsys.readouterr().out
+    (result,) = run(base)
+    assert f"{unit}: {key}: missing" in capsys.readouterr().out
+    assert result["computed"] == 1
+    assert files(store) == files(ref_path)
+    assert main(["verify", str(store)]) == 0
+
+
+def test_score_names_a_truncated_or_damaged_shard_and_verify_unmarks_it(reference, inputs, tmp_path, capsys):
+    """Before, a truncated shard surfaced in ``score`` as a checksum traceback naming no file."""
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    store = base / "hindcast.zarr"
+    shutil.copytree(ref_path, store)
+    score = {"kind": "score", "name": "score", "forecast": "hindcast.zarr", "truth": "data.zarr", "spectra": False}
+    shard = min(p for p in (store / "h" / "c" / "0" / "0").rglob("*") if p.is_file())  # init 0, seed-0
+    key, raw = str(shard.relative_to(store)), shard.read_bytes()
+    shard.write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(ConfigError, match=rf"members 0-4: {key}: {len(raw) - 100:,} bytes, {len(raw):,} when written"):
+        run(base, score)
+    shard.write_bytes(raw[:-8] + bytes(8))  # the same size: only reading it finds the damage
+    with pytest.raises(ConfigError, match=rf"{key}: unreadable \(.*\n.*verify --deep --unmark"):
+        run(base, score)
+    assert not (base / "scores.zarr").exists()
+    assert main(["verify", "--deep", "--unmark", str(store)]) == 1
+    assert "done flags are cleared" in capsys.readouterr().out
+    assert run(base)[0]["computed"] == 1
+    assert files(store) == files(ref_path)
+    assert run(base, score)[0]["members"] == 10
