@@ -140,6 +140,7 @@ def _verify(args: argparse.Namespace) -> int:
     """Exit 0 when every finished unit still has what it wrote, 1 when some lost shards."""
     import zarr
 
+    from swarmcast.ops.ensemble.lease import StoreLease
     from swarmcast.ops.ensemble.receipts import forget_done
     from swarmcast.ops.ensemble.verify import check_store
     from swarmcast.ops.storage import as_zarr
@@ -154,7 +155,10 @@ def _verify(args: argparse.Namespace) -> int:
     for line in check.lines():
         print(f"  {line}")
     if args.unmark:
-        forget_done(zarr.open_group(as_zarr(args.path), mode="r+", use_consolidated=False), check.layout, check.damage)
+        with StoreLease(args.path, "swarmcast verify --unmark") as lease:  # not under a running stage
+            lease.take()
+            group = zarr.open_group(as_zarr(args.path), mode="r+", use_consolidated=False)
+            forget_done(group, check.layout, check.damage)
         print("their done flags are cleared: rerun the pipeline that wrote this store to compute exactly these units")
     elif args.deep:  # a rerun checks sizes only, so it would not see a shard damaged at its written size
         print(f"run `swarmcast verify --deep --unmark {args.path}`, then rerun the pipeline that wrote this store")

@@ -11,6 +11,7 @@ import zarr
 
 from swarmcast.ops import __version__
 from swarmcast.ops.ensemble.done_flags import done_units
+from swarmcast.ops.ensemble.lease import StoreLease
 from swarmcast.ops.ensemble.receipts import forget_done
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, create_ensemble_store, store_fingerprint
 from swarmcast.ops.ensemble.verify import check_store
@@ -30,6 +31,7 @@ def open_ensemble_output(
     extra: Callable[[Path], None] | None = None,
     before_create: Callable[[], None] | None = None,
     run_settings: frozenset[str] = frozenset(),
+    lease: StoreLease | None = None,
 ) -> list[Unit]:
     """Create an ensemble store (or reopen the one the same config made); its units still to do.
 
@@ -41,6 +43,8 @@ def open_ensemble_output(
     just before a new store is created: stages start their actors there, so checkpoints load
     while the metadata is written. ``run_settings``: keys a store written before they left the
     fingerprint may still record (``StageConfig.RUN_SETTINGS``); they are ignored when comparing.
+    ``lease``: taken once the store exists, before anything is read or repaired
+    (``swarmcast.ops.ensemble.lease``); the caller releases it when the stage ends.
     """
     fingerprint = json.loads(json.dumps(fingerprint))
     if output_exists(out) and not ctx.overwrite:
@@ -61,6 +65,10 @@ def open_ensemble_output(
         create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
         if store_fingerprint(out) != fingerprint:  # another run created it first, differently
             raise ConfigError(f"{out} was created meanwhile by another run of a different config")
+    if lease is not None:  # before looking for work: a second run must not compute it too
+        notice = lease.take()
+        if notice:
+            print(notice)
     done = done_units(out, layout)
     check = check_store(out, layout, done)
     if check.damage:  # shards lost after their units finished: name them, then compute them again

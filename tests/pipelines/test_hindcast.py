@@ -21,6 +21,7 @@ from support.checkpoints import write_untrained_checkpoint as write_checkpoint
 from support.processes import pids_running
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.data.readers import open_climate
+from swarmcast.ops.ensemble.lease import LEASE_KEY, StoreBusyError
 from swarmcast.ops.ensemble.rollout import run_unit
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
@@ -422,3 +423,36 @@ def test_score_names_a_truncated_or_damaged_shard_and_verify_unmarks_it(referenc
     assert run(base)[0]["computed"] == 1
     assert files(store) == files(ref_path)
     assert run(base, score)[0]["members"] == 10
+
+
+HOLD_LEASE = """
+import sys, time
+from swarmcast.ops.ensemble.lease import StoreLease
+StoreLease(sys.argv[1], "other run").take()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_into_a_store_being_written_is_refused_naming_the_owner(reference, inputs, tmp_path):
+    """Before the lease, two runs into one store both computed every unit, without a word."""
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    store = base / "hindcast.zarr"
+    shutil.copytree(ref_path, store)
+    zarr.open_group(store, mode="r+", use_consolidated=False)["member_done"][1, :] = False  # init 1 still to do
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, str(store)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = files(store)
+        with pytest.raises(StoreBusyError, match=rf"being written by other run \(pid {holder.pid} on .*Wait for it"):
+            run(base)
+        after = files(store)
+        assert after.pop(LEASE_KEY) and before.pop(LEASE_KEY)  # the holder's heartbeat may rewrite its lease
+        assert after == before  # nothing computed, nothing unmarked
+    finally:
+        holder.kill()  # as a killed driver: its lease stays behind, its process is gone
+        holder.wait()
+    (result,) = run(base)  # taken over at once on the host it ran on
+    assert result["computed"] == 2
+    assert files(store) == files(ref_path)  # the lease is gone with the run that took it

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from swarmcast.ops.checkpoint import CheckpointError, read_meta
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.done_flags import done_units
+from swarmcast.ops.ensemble.lease import StoreLease
 from swarmcast.ops.ensemble.summaries import merge_init
 from swarmcast.ops.storage import Location, as_zarr
 from swarmcast.pipelines.cluster.session import check_gpus, check_resources
@@ -170,7 +171,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     out = resolve_path(ctx.base, config.output)
     hashes = plan.hashes  # verified against each checkpoint.json before the store records them
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
-    with ActorPool(plan, out, SFNOUnitRunner) as pool:
+    with StoreLease(out, f"hindcast stage {config.label!r}") as lease, ActorPool(plan, out, SFNOUnitRunner) as pool:
         pending = open_ensemble_output(
             out,
             plan.layout,
@@ -181,6 +182,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
             extra=plan.summary_arrays if plan.summary_spec is not None else None,
             before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
             run_settings=config.RUN_SETTINGS,
+            lease=lease,
         )
         total = len(list(plan.layout.units()))
         merged = [_merge_summaries(plan, out)]  # dates a killed run finished but did not merge

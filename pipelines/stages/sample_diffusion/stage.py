@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from swarmcast.ops.ensemble.lease import StoreLease
 from swarmcast.pipelines.cluster.session import check_gpus, check_resources
 from swarmcast.pipelines.config import StageConfig, resolve_path
 from swarmcast.pipelines.context import StageContext
@@ -86,7 +87,8 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
     out = resolve_path(ctx.base, config.output)
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": plan.weights_sha256}
     sampler = json.dumps({"solver": config.solver, "nfe": config.nfe, "eps": config.eps})
-    with ActorPool(plan, out, DiffusionUnitRunner) as pool:
+    what = f"sample-diffusion stage {config.label!r}"
+    with StoreLease(out, what) as lease, ActorPool(plan, out, DiffusionUnitRunner) as pool:
         pending = open_ensemble_output(
             out,
             plan.layout,
@@ -97,6 +99,7 @@ def run(config: SampleDiffusionConfig, ctx: StageContext) -> dict:
             extra=plan.hallucination_array,
             before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
             run_settings=config.RUN_SETTINGS,
+            lease=lease,
         )
         report = run_units(plan, out, pending, label=config.label, runner=DiffusionUnitRunner, pool=pool)
     return {

@@ -1,0 +1,185 @@
+"""One writer per ensemble store: a lease object inside the store, with its owner and a
+heartbeat (ARCHITECTURE.md, "One writer per store").
+
+Two runs of the same pipeline into one store would both find the same units not done and
+compute every one of them (the bytes agree, the cost doubles, and neither says so). So the
+coordinator takes the store's lease before it looks for work and holds it until the stage
+ends. The lease is the object ``member_done/lease.json`` (inside the ``member_done`` array's
+folder, where zarr and xarray never look): the run's id, host, pid, start time and a heartbeat
+that a daemon thread rewrites every ``heartbeat_s`` seconds.
+
+A second run finds the lease held and refuses, naming the owner. A lease is *stale*, and taken
+over with a notice, when its heartbeat is older than ``stale_s`` or when its owner ran on this
+host and that process is gone (a killed driver is taken over at once on the machine it ran
+on). Taking a lease is an exclusive create (``set_if_not_exists``): on a local filesystem that
+is atomic, so of several runs starting together exactly one wins; on object stores without
+conditional writes it is a check then a write, which leaves a window of one round trip.
+Taking over a stale lease deletes it only if it is still the one judged stale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from types import TracebackType
+
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from swarmcast.ops.errors import InputError
+from swarmcast.ops.storage import Location, as_zarr, location
+
+LEASE_KEY = "member_done/lease.json"
+HEARTBEAT_S = 30.0
+STALE_S = 180.0
+
+
+class StoreBusyError(InputError):
+    """Another live run holds the store's lease."""
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """Who holds a lease: ``started`` and ``heartbeat`` are Unix times in seconds."""
+
+    run: str
+    host: str
+    pid: int
+    what: str
+    started: float
+    heartbeat: float
+
+    def describe(self, now: float) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
+        return (
+            f"{self.what} (pid {self.pid} on {self.host}, started {started}, "
+            f"last heartbeat {max(now - self.heartbeat, 0.0):.0f} s ago)"
+        )
+
+
+class StoreLease:
+    """The lease of the ensemble store at ``path``, taken with ``take()`` and released when the
+    ``with`` block ends (or by ``release()``). ``what`` names the holder in messages, e.g.
+    ``"hindcast stage 'hindcast'"``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike | Location,
+        what: str,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+        stale_s: float = STALE_S,
+    ) -> None:
+        if not 0 < heartbeat_s < stale_s:
+            raise ValueError(f"the heartbeat ({heartbeat_s} s) must be positive and shorter than stale_s ({stale_s} s)")
+        self.path, self.what = location(path), what
+        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
+        self.run = uuid.uuid4().hex
+        self.held = False
+        self.lost = False
+        """Set by the heartbeat when the lease is no longer this run's (taken over as stale)."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: zarr.abc.store.Store | None = None
+
+    def take(self) -> str | None:
+        """Take the lease; returns a notice when a stale one was taken over, else None.
+
+        Raises ``StoreBusyError`` naming the owner when a live run holds it.
+        """
+        self._store = zarr.open_group(as_zarr(self.path), mode="r+", use_consolidated=False).store
+        notice = None
+        for _ in range(3):  # another taker may win the race for a stale lease: look again
+            now = time.time()
+            me = LeaseOwner(self.run, socket.gethostname(), os.getpid(), self.what, now, now)
+            sync(self._store.set_if_not_exists(LEASE_KEY, _encode(me)))
+            holder = self._read()
+            if holder is not None and holder.run == self.run:
+                self.held = True
+                self._thread = threading.Thread(target=self._beat, args=(me,), name="store-lease", daemon=True)
+                self._thread.start()
+                return notice
+            if holder is not None and not self._stale(holder, now):
+                raise StoreBusyError(
+                    f"{self.path} is being written by {holder.describe(now)}; two runs would compute every unit "
+                    f"twice. Wait for it to end; if it is dead, rerun after its lease goes stale "
+                    f"({self.stale_s:.0f} s without a heartbeat)"
+                )
+            what = "an unreadable lease" if holder is None else f"the stale lease of {holder.describe(now)}"
+            notice = f"{self.path}: took over {what}"
+            if self._read() == holder:  # still the one judged stale: no one took it over meanwhile
+                sync(self._store.delete(LEASE_KEY))
+        raise StoreBusyError(f"{self.path}: other runs keep taking the lease; is another run starting right now?")
+
+    def release(self) -> None:
+        """Stop the heartbeat and delete the lease if this run still holds it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.held and self._store is not None:
+            holder = self._read()
+            if holder is not None and holder.run == self.run:
+                sync(self._store.delete(LEASE_KEY))
+        self.held = False
+
+    def __enter__(self) -> StoreLease:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+    def _beat(self, me: LeaseOwner) -> None:
+        assert self._store is not None
+        while not self._stop.wait(self.heartbeat_s):
+            holder = self._read()
+            if holder is None or holder.run != self.run:
+                self.lost = True  # taken over (or being taken): never write over the new owner's lease
+                return
+            me = LeaseOwner(**{**asdict(me), "heartbeat": time.time()})
+            sync(self._store.set(LEASE_KEY, _encode(me)))
+
+    def _read(self) -> LeaseOwner | None:
+        assert self._store is not None
+        raw = sync(self._store.get(LEASE_KEY, prototype=default_buffer_prototype()))
+        if raw is None:
+            return None
+        try:
+            fields = json.loads(raw.to_bytes())
+            return LeaseOwner(
+                run=str(fields["run"]),
+                host=str(fields["host"]),
+                pid=int(fields["pid"]),
+                what=str(fields["what"]),
+                started=float(fields["started"]),
+                heartbeat=float(fields["heartbeat"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _stale(self, holder: LeaseOwner, now: float) -> bool:
+        if now - holder.heartbeat > self.stale_s:
+            return True
+        return holder.host == socket.gethostname() and not _alive(holder.pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _encode(owner: LeaseOwner) -> zarr.core.buffer.Buffer:
+    return default_buffer_prototype().buffer.from_bytes(json.dumps(asdict(owner), sort_keys=True).encode())
+
+
+__all__ = ["HEARTBEAT_S", "LEASE_KEY", "STALE_S", "LeaseOwner", "StoreBusyError", "StoreLease"]
