@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 import numpy as np
@@ -10,7 +11,7 @@ import zarr
 
 from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError, InputNotFoundError
-from swarmcast.ops.storage import Location, as_zarr, is_remote, location
+from swarmcast.ops.storage import Location, as_zarr, damaged_metadata, is_remote, location
 
 
 def _disk_usage(path: Location) -> tuple[int, int]:
@@ -50,6 +51,8 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
         group = zarr.open_group(as_zarr(p), mode="r")
     except zarr.errors.NodeNotFoundError:
         raise InputError(f"{p} is not a Zarr store (no zarr.json at its root)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(damaged_metadata(p, err)) from None
     dims: dict[str, int] = {}
     variables: dict[str, dict] = {}
     for name, arr in sorted(group.arrays()):

@@ -20,6 +20,7 @@ metadata) are built in a local *staging* folder and then *published*:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -166,10 +167,27 @@ def open_zarr_dataset(path: str | os.PathLike | UPath, **kwargs: object) -> xr.D
 
     try:
         return xr.open_zarr(as_zarr(path), **kwargs)  # type: ignore[arg-type]
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(damaged_metadata(path, err)) from None
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         if not location(path).exists():
             raise InputNotFoundError(f"{as_zarr(path)}: no such store") from None
         raise InputError(f"{as_zarr(path)} is not a Zarr store (no zarr.json at its root)") from None
+
+
+def damaged_metadata(path: str | os.PathLike | UPath, err: Exception) -> str:
+    """A message naming the metadata file of the store at ``path`` that is not valid JSON (found
+    by reading each ``zarr.json``; the store itself when none can be singled out)."""
+    p = location(path)
+    candidates = [p / "zarr.json"] + ([] if is_remote(p) else sorted(Path(p).rglob("*/zarr.json")))
+    for meta in candidates:
+        try:
+            json.loads(meta.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as bad:
+            return f"{meta} is damaged: not valid JSON ({bad}); the store cannot be opened"
+        except OSError:
+            continue
+    return f"{p}: its Zarr metadata is damaged ({err}); the store cannot be opened"
 
 
 def output_exists(p: Location) -> bool:
@@ -183,6 +201,7 @@ def output_exists(p: Location) -> bool:
 __all__ = [
     "Location",
     "as_zarr",
+    "damaged_metadata",
     "discard",
     "is_published",
     "is_remote",

@@ -2,8 +2,11 @@
 
 User errors (``swarmcast.ops.errors.InputError``: bad config, missing inputs, existing outputs;
 ``ClusterError``: an unreachable or refusing cluster) print one line per problem and exit 2.
-A full disk (``StorageFullError``, or any write refused for room) prints one line and exits 1.
-Any other exception is a bug and keeps its traceback.
+A full disk (``StorageFullError``, or any write refused for room) and any other error of the
+operating system (permissions, a read-only filesystem, a path that is not a folder) print one
+line naming the path and the stage and exit 1. Ctrl-C says which stage it stopped, what is kept
+and how to resume, and exits 130. Any other exception is a bug and keeps its traceback;
+``--debug`` shows the traceback of every error.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import yaml
 from swarmcast.ops.errors import FULL_ERRNOS, InputError, StorageFullError
 from swarmcast.pipelines.cluster.jobs import ClusterError, JobFailedError, check_version
 from swarmcast.pipelines.config import ConfigError, load_pipeline_file
+from swarmcast.pipelines.runner import PipelineInterrupted
 
 USER_ERRORS = (InputError, ClusterError)
 
@@ -34,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     from swarmcast.pipelines.bench import BENCHES
 
     parser = argparse.ArgumentParser(prog="swarmcast", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a pipeline YAML file")
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHES))
     bench.add_argument("params", nargs="*", help="key=value parameters")
     bench.add_argument("--address", help="Ray cluster address (default: local)")
+    for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -253,22 +260,40 @@ def main(argv: list[str] | None = None) -> int:
             return _jobs(args)
         if args.command == "schedule":
             return _schedule(args)
-    except JobFailedError as err:
+    except Exception as err:
+        if args.debug:
+            raise
+        return _report(err)
+    except KeyboardInterrupt as err:
+        if args.debug:
+            raise
+        lines = err.explain() if isinstance(err, PipelineInterrupted) else ["interrupted"]
+        for line in lines:
+            print(f"swarmcast: {line}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _report(err: Exception) -> int:
+    """Print ``err`` as the user should see it and return the exit status; re-raise a bug."""
+    if isinstance(err, JobFailedError):
         print(f"swarmcast: {err}", file=sys.stderr)
         return 1
-    except USER_ERRORS as err:
+    if isinstance(err, USER_ERRORS):
         for line in str(err).splitlines() or [type(err).__name__]:
             print(f"swarmcast: error: {line}", file=sys.stderr)
         return 2
-    except StorageFullError as err:
+    if isinstance(err, StorageFullError):
         print(f"swarmcast: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # a full disk anywhere else: outputs are published only when whole
-        if err.errno not in FULL_ERRNOS:
-            raise
-        print(f"swarmcast: cannot write {err.filename or 'the output'}: {os.strerror(err.errno)}", file=sys.stderr)
+    if isinstance(err, OSError) and err.errno is not None:  # the machine refused: not a bug of ours
+        stage = getattr(err, "swarmcast_stage", None)
+        where = f" (stage {stage!r})" if stage else ""
+        verb = "write" if err.errno in FULL_ERRNOS else "use"
+        path = err.filename or "the output"
+        print(f"swarmcast: cannot {verb} {path}{where}: {os.strerror(err.errno)}", file=sys.stderr)
         return 1
-    return 0
+    raise err
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ reanalysis it reads. ``guard_outputs`` refuses, naming both paths, any output th
 - is, contains or sits inside another stage's output;
 - is or contains the pipeline file or its folder, or the base folder paths resolve against;
 - exists and was not made by swarmcast (see ``made_by_swarmcast``), with or without
-  ``--overwrite``: a folder we did not create is never ours to delete or write into.
+  ``--overwrite``: a folder we did not create is never ours to delete or write into;
+- cannot be written: a local output below a file, or in a folder this user may not write or
+  on a read-only filesystem (``cannot_write``), found here instead of after work started.
 
 Remote outputs (URLs) are compared by URL; they exist only through a marker, so anything found
 there is ours (``swarmcast.ops.storage.output_exists``). ARCHITECTURE.md, "Pipelines and stages".
@@ -72,6 +74,28 @@ def made_by_swarmcast(p: Location) -> bool:
     return not children or all(c.is_dir() and _has_marker(c) for c in children)
 
 
+def cannot_write(p: Location) -> str | None:
+    """Why a local output ``p`` could not be created or replaced (None when it can, and for URLs,
+    whose permissions only the storage service knows): the nearest existing folder at or above
+    it must be a folder, writable by this user, on a filesystem mounted read-write. Outputs are
+    staged beside ``p`` and renamed into place (``swarmcast.ops.storage``), so that folder is
+    where every write lands first."""
+    if is_remote(p):
+        return None
+    at = Path(os.path.abspath(p))
+    existing = at.parent
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    for folder in ([at] if at.is_dir() else []) + [existing]:  # a store resumed is written inside too
+        if not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only filesystem"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"no permission to write in {folder}"
+    return None
+
+
 def guard_outputs(pipeline: Pipeline, ctx: StageContext) -> list[str]:
     """Every unsafe output of the pipeline, one line each naming the stage and both paths."""
     base = ctx.base
@@ -103,6 +127,9 @@ def guard_outputs(pipeline: Pipeline, ctx: StageContext) -> list[str]:
                     how = overlap(out, theirs)
                     if (how == "is" and j > i) or how == "is inside":  # each pair once
                         problems.append(f"{where}: output {out} {how} the output of stages.{j} ({other.label})")
+            reason = cannot_write(out)
+            if reason:
+                problems.append(f"{where}: output {out} cannot be written: {reason}")
             if output_exists(out) and not made_by_swarmcast(out):
                 problems.append(
                     f"{where}: output {out} exists and was not made by swarmcast (no store, checkpoint or "

@@ -117,6 +117,51 @@ def run_pipeline(pipeline: Pipeline, ctx: StageContext, *, address: str | None =
                 print(f"[{p.stage.label}] up to date (outputs exist from the same config): skipped")
                 results.append({"stage": p.stage.label, "skipped": True})
                 continue
-            summary = STAGES[p.stage.kind].run(p.stage, ctx)
+            try:
+                summary = STAGES[p.stage.kind].run(p.stage, ctx)
+            except KeyboardInterrupt:
+                finished = [r["stage"] for r in results]
+                raise PipelineInterrupted(p.stage, finished, p.stage.outputs(ctx.base)) from None
+            except OSError as err:
+                err.swarmcast_stage = p.stage.label  # type: ignore[attr-defined]  # for the CLI's message
+                raise
             results.append({"stage": p.stage.label, **summary})
     return results
+
+
+class PipelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a stage: which one, the stages finished before it and its outputs."""
+
+    def __init__(self, stage: StageConfig, finished: list[str], outputs: list[Location]) -> None:
+        super().__init__(stage.label)
+        self.stage, self.finished, self.outputs = stage, finished, outputs
+
+    def explain(self) -> list[str]:
+        """What was finished and how to resume, computed from what is on disk now."""
+        before = f" (finished before it: {', '.join(self.finished)})" if self.finished else ""
+        lines = [f"interrupted in stage {self.stage.label!r}{before}"]
+        for out in self.outputs:
+            units = _units_done(out)
+            if units is not None:
+                lines.append(f"{out}: {units[0]} of {units[1]} work units done and kept")
+            elif self.stage.RESUMABLE and output_exists(out):
+                lines.append(f"{out}: kept; the stage resumes from its last saved state")
+            else:
+                lines.append(f"{out}: not written (outputs appear only when complete)")
+        lines.append("run the same command again to resume: finished stages are skipped, done work is kept")
+        return lines
+
+
+def _units_done(store: Location) -> tuple[int, int] | None:
+    """(done, total) work units of an ensemble store; None for any other output."""
+    from swarmcast.ops.ensemble.done_flags import done_units
+    from swarmcast.ops.ensemble.verify import layout_of_store
+    from swarmcast.ops.errors import InputError
+
+    if not output_exists(store) or not (store / "zarr.json").exists():
+        return None
+    try:
+        layout = layout_of_store(store)
+    except (InputError, OSError, ValueError):
+        return None
+    return len(done_units(store, layout)), len(list(layout.units()))

@@ -138,3 +138,17 @@ def test_bench_hindcast_refuses_an_unknown_mode_and_io_only_parameters_without_i
     assert "mode: 'model' (the default) or 'io', got 'fast'" in capsys.readouterr().err
     assert main(["bench", "hindcast", "units_per_actor=2"]) == 2
     assert "unknown bench parameters ['units_per_actor']" in capsys.readouterr().err
+
+
+def test_bench_parameters_of_the_wrong_kind_are_named_not_a_traceback(capsys):
+    """Before, ``steps=abc`` ran until a comparison raised a TypeError deep in the loader."""
+    code = main(["bench", "loader", "steps=abc", "epochs=-1", "shuffle=0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines() == [
+        "swarmcast: error: steps='abc': expected a whole number",
+        "swarmcast: error: epochs=-1: expected a number of at least 0",
+    ]
+    assert main(["bench", "scale", "write_behind=3", "step_s=.inf"]) == 2
+    err = capsys.readouterr().err
+    assert "write_behind=3: expected true or false" in err and "step_s=inf: expected a number" in err

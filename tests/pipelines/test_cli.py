@@ -194,3 +194,66 @@ def test_a_bug_is_a_traceback_not_a_one_line_user_error(ray_session, tmp_path, m
     path = write_pipeline(tmp_path)
     with pytest.raises(KeyError, match="no such key"):
         main(["run", str(path)])
+
+
+def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path, capsys):
+    from swarmcast.pipelines.config import ConfigError
+
+    bad = dict(SMALL, stages=[dict(SMALL["stages"][0], grid={"nlat": 16, "nlom": 32})])
+    path = write_pipeline(tmp_path, bad)
+    for args in (["--debug", "run", str(path)], ["run", str(path), "--debug"]):
+        with pytest.raises(ConfigError, match="nlom"):
+            main(args)
+    assert run_cli(["run", path], capsys)[0] == 2  # and without it, the one-line message
+
+
+def test_a_damaged_zarr_json_is_named_not_a_json_traceback(tmp_path, capsys):
+    from swarmcast.ops.errors import InputError
+    from swarmcast.ops.storage import open_zarr_dataset
+
+    store = tmp_path / "data.zarr"
+    xr.Dataset({"h": (("time", "lat", "lon"), np.zeros((2, 3, 4)))}).to_zarr(store, zarr_format=3)
+    (store / "h" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "arr')  # cut short
+    with pytest.raises(InputError, match=r"h/zarr.json is damaged: not valid JSON"):
+        open_zarr_dataset(store, consolidated=False)  # reads every array's own metadata
+    (store / "zarr.json").write_bytes(b"\xff\xfe not json")
+    code, _, err = run_cli(["inspect", store], capsys)
+    assert code == 2 and f"{store / 'zarr.json'} is damaged: not valid JSON" in err and "Traceback" not in err
+
+
+def test_an_output_below_a_file_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    raw = dict(SMALL, stages=[dict(SMALL["stages"][0], output="notes.txt/data.zarr")])
+    code, _, err = run_cli(["run", write_pipeline(tmp_path, raw), "--dry-run"], capsys)
+    assert code == 2
+    assert f"output {tmp_path / 'notes.txt' / 'data.zarr'} cannot be written: {tmp_path / 'notes.txt'} is a file" in err
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "message"),
+    [
+        (PermissionError(13, "Permission denied", "/data/run/data.zarr"), 1, "cannot use /data/run/data.zarr"),
+        (NotADirectoryError(20, "Not a directory", "/data/run/x"), 1, "cannot use /data/run/x (stage 'data')"),
+        (KeyboardInterrupt(), 130, "interrupted in stage 'data'"),
+    ],
+)
+def test_the_machine_refusing_or_ctrl_c_is_a_message_naming_the_stage(
+    ray_session, tmp_path, capsys, monkeypatch, raised, code, message
+):
+    """What the machine refuses mid-run is not a bug: one line with the path and the stage
+    (exit 1), or for Ctrl-C what is kept and how to resume (exit 130); --debug re-raises."""
+    from swarmcast.pipelines import stages
+
+    def refused(config, ctx):
+        raise raised
+
+    monkeypatch.setitem(stages.STAGES, "swe-dataset", stages.Stage(stages.STAGES["swe-dataset"].config, refused))
+    path = write_pipeline(tmp_path)
+    got, _, err = run_cli(["run", path], capsys)
+    assert got == code and message in err and "Traceback" not in err, err
+    if code == 130:
+        assert f"{tmp_path / 'data.zarr'}: not written (outputs appear only when complete)" in err
+        assert "run the same command again to resume" in err
+    with pytest.raises(type(raised)):
+        main(["--debug", "run", str(path)])

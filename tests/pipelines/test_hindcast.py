@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -456,3 +457,42 @@ def test_a_second_run_into_a_store_being_written_is_refused_naming_the_owner(ref
     (result,) = run(base)  # taken over at once on the host it ran on
     assert result["computed"] == 2
     assert files(store) == files(ref_path)  # the lease is gone with the run that took it
+
+
+def test_ctrl_c_says_what_is_kept_and_a_rerun_resumes_it(reference, inputs, tmp_path):
+    """A real SIGINT to ``swarmcast run`` mid-hindcast: before, a KeyboardInterrupt traceback."""
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    stage = {**STAGE, "actors": {"cpus": 1.0, "max_actors": 1}}  # one unit at a time
+    (base / "pipeline.yaml").write_text(yaml.safe_dump({"name": "hc", "seed": 3, "stages": [stage]}))
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "swarmcast"), "run", "pipeline.yaml"],
+        cwd=base,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = base / "hindcast.zarr"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            if store.exists() and xr.open_zarr(store)["member_done"].values.any():
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "swarmcast: interrupted in stage 'hindcast'" in err, err[-3000:]
+    kept = re.search(rf"swarmcast: {re.escape(str(store))}: (\d) of 4 work units done and kept", err)
+    assert kept and 0 < int(kept.group(1)) < 4, err[-3000:]
+    assert "run the same command again to resume" in err
+    (result,) = run(base, stage)
+    assert result["computed"] == 4 - int(kept.group(1))
+    ref, got = files(ref_path), files(store)
+    assert got.keys() == ref.keys()
+    assert all(got[k] == ref[k] for k in ref if k != "zarr.json")  # root metadata holds the pipeline text
