@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--base", help="folder relative paths resolve against (default: the pipeline file's)")
     run.add_argument(
+        "--wait-for-store",
+        action="store_true",
+        help="if another run is writing a store this pipeline writes, wait for it (submitted jobs do)",
+    )
+    run.add_argument(
         "--expect-version",
         help="fail unless this swarmcast version is installed (set by submit; default: $SWARMCAST_EXPECTED_VERSION)",
     )
@@ -108,7 +113,12 @@ def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> lis
     pipeline, raw = load_pipeline_file(path, overrides)
     base = Path(args.base).resolve() if getattr(args, "base", None) else path.resolve().parent
     ctx = StageContext(
-        base=base, seed=pipeline.seed, overwrite=args.overwrite, pipeline_raw=raw, pipeline_file=path.resolve()
+        base=base,
+        seed=pipeline.seed,
+        overwrite=args.overwrite,
+        pipeline_raw=raw,
+        pipeline_file=path.resolve(),
+        wait_for_store=getattr(args, "wait_for_store", False),
     )
     plans = plan_pipeline(pipeline, ctx)
     print(format_plan(pipeline, plans, ctx))

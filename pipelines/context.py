@@ -22,6 +22,9 @@ class StageContext:
     """The resolved pipeline (after overrides), stored in output attributes."""
     pipeline_file: Path | None = None
     """The pipeline YAML file, when run from one: outputs may never be or hold it."""
+    wait_for_store: bool = False
+    """When another run is writing an ensemble store of this pipeline, wait for it to end instead
+    of refusing (``swarmcast.ops.ensemble.lease``); jobs sent by ``submit`` and ``schedule`` wait."""
 
     def fingerprint(self, config: BaseModel) -> dict:
         """What identifies a stage's output: its config (minus its display name and the run

@@ -8,7 +8,8 @@ ends. The lease is the object ``member_done/lease.json`` (inside the ``member_do
 folder, where zarr and xarray never look): the run's id, host, pid, start time and a heartbeat
 that a daemon thread rewrites every ``heartbeat_s`` seconds.
 
-A second run finds the lease held and refuses, naming the owner. A lease is *stale*, and taken
+A second run finds the lease held and refuses, naming the owner, or, when asked to (jobs
+that ``submit`` and ``schedule`` send do), waits for it. A lease is *stale*, and taken
 over with a notice, when its heartbeat is older than ``stale_s`` or when its owner ran on this
 host and that process is gone (a killed driver is taken over at once on the machine it ran
 on). Taking a lease is an exclusive create (``set_if_not_exists``): on a local filesystem that
@@ -25,6 +26,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from types import TracebackType
 
@@ -38,6 +40,8 @@ from swarmcast.ops.storage import Location, as_zarr, location
 LEASE_KEY = "member_done/lease.json"
 HEARTBEAT_S = 30.0
 STALE_S = 180.0
+POLL_S = 5.0
+"""Seconds between looks at a busy lease while waiting for it."""
 
 
 class StoreBusyError(InputError):
@@ -88,14 +92,17 @@ class StoreLease:
         self._thread: threading.Thread | None = None
         self._store: zarr.abc.store.Store | None = None
 
-    def take(self) -> str | None:
+    def take(self, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> str | None:
         """Take the lease; returns a notice when a stale one was taken over, else None.
 
-        Raises ``StoreBusyError`` naming the owner when a live run holds it.
+        When a live run holds it: raises ``StoreBusyError`` naming the owner, or with ``wait``
+        polls until that run releases it or goes stale (``on_wait(message)`` is called once,
+        naming whom it waits for). Scheduled jobs wait: a tick that comes while the last one
+        still writes then finds that work done instead of failing.
         """
         self._store = zarr.open_group(as_zarr(self.path), mode="r+", use_consolidated=False).store
-        notice = None
-        for _ in range(3):  # another taker may win the race for a stale lease: look again
+        notice, waiting, races = None, False, 0
+        while True:
             now = time.time()
             me = LeaseOwner(self.run, socket.gethostname(), os.getpid(), self.what, now, now)
             sync(self._store.set_if_not_exists(LEASE_KEY, _encode(me)))
@@ -106,16 +113,24 @@ class StoreLease:
                 self._thread.start()
                 return notice
             if holder is not None and not self._stale(holder, now):
-                raise StoreBusyError(
-                    f"{self.path} is being written by {holder.describe(now)}; two runs would compute every unit "
-                    f"twice. Wait for it to end; if it is dead, rerun after its lease goes stale "
-                    f"({self.stale_s:.0f} s without a heartbeat)"
-                )
+                if not wait:
+                    raise StoreBusyError(
+                        f"{self.path} is being written by {holder.describe(now)}; two runs would compute every "
+                        f"unit twice. Wait for it to end; if it is dead, rerun after its lease goes stale "
+                        f"({self.stale_s:.0f} s without a heartbeat)"
+                    )
+                if not waiting and on_wait is not None:
+                    on_wait(f"{self.path}: waiting for {holder.describe(now)} to finish writing it")
+                waiting = True
+                time.sleep(min(self.heartbeat_s, POLL_S))
+                continue
             what = "an unreadable lease" if holder is None else f"the stale lease of {holder.describe(now)}"
             notice = f"{self.path}: took over {what}"
             if self._read() == holder:  # still the one judged stale: no one took it over meanwhile
                 sync(self._store.delete(LEASE_KEY))
-        raise StoreBusyError(f"{self.path}: other runs keep taking the lease; is another run starting right now?")
+            races += 1
+            if races > 3:  # another taker won the race for a stale lease each time
+                raise StoreBusyError(f"{self.path}: other runs keep taking the lease; is another run starting now?")
 
     def release(self) -> None:
         """Stop the heartbeat and delete the lease if this run still holds it."""

@@ -1,7 +1,8 @@
 """Submit pipelines to a Ray cluster through the Jobs API, look after the jobs, guard the version.
 
 ``submit`` validates the pipeline here first (a bad config never reaches the cluster), then
-submits ``swarmcast run pipeline.yaml --base <folder> --address auto --expect-version <v>``
+submits ``swarmcast run pipeline.yaml --base <folder> --address auto --expect-version <v>
+--wait-for-store`` (a job that finds a store being written by an earlier one waits for it)
 with a runtime environment whose working directory carries the resolved pipeline file (after
 overrides) and whose environment sets ``SWARMCAST_EXPECTED_VERSION``. ``swarmcast run`` honours
 both (``check_version``), as do the RayJob and CronJob manifests in ``cluster/``, which set the
@@ -154,7 +155,7 @@ def submit(
         (Path(tmp) / "submission_id").write_text(sid)
         entrypoint = (
             f"python -m swarmcast.pipelines.cli run pipeline.yaml --base {shlex.quote(str(base))} "
-            f"--address auto --expect-version {__version__}"
+            f"--address auto --expect-version {__version__} --wait-for-store"
         )
         _submit_with_retry(
             client,

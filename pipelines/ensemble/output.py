@@ -66,7 +66,7 @@ def open_ensemble_output(
         if store_fingerprint(out) != fingerprint:  # another run created it first, differently
             raise ConfigError(f"{out} was created meanwhile by another run of a different config")
     if lease is not None:  # before looking for work: a second run must not compute it too
-        notice = lease.take()
+        notice = lease.take(wait=ctx.wait_for_store, on_wait=print)
         if notice:
             print(notice)
     done = done_units(out, layout)

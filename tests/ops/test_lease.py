@@ -103,3 +103,21 @@ def test_of_runs_starting_together_exactly_one_takes_the_lease(tmp_path):
 def test_a_heartbeat_longer_than_the_stale_time_is_refused():
     with pytest.raises(ValueError, match="shorter than stale_s"):
         StoreLease("x.zarr", "a", heartbeat_s=60, stale_s=30)
+
+
+def test_a_waiting_run_takes_the_lease_once_the_owner_releases_it(tmp_path):
+    """What jobs sent by ``submit`` and ``schedule`` do: a tick arriving while the last one still
+    writes waits, says whom for, and goes on when it ends."""
+    path, _ = create(tmp_path)
+    first = StoreLease(path, "hindcast stage 'tick 1'")
+    first.take()
+    said: list[str] = []
+    timer = threading.Timer(0.5, first.release)
+    timer.start()
+    t0 = time.time()
+    with StoreLease(path, "hindcast stage 'tick 2'", heartbeat_s=0.1, stale_s=60) as second:
+        assert second.take(wait=True, on_wait=said.append) is None  # released, not taken over
+        assert json.loads((path / LEASE_KEY).read_text())["what"] == "hindcast stage 'tick 2'"
+    timer.join()
+    assert time.time() - t0 >= 0.5
+    assert len(said) == 1 and "waiting for hindcast stage 'tick 1' (pid" in said[0]
