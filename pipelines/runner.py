@@ -11,8 +11,10 @@ Every problem of the pipeline is reported at once (ARCHITECTURE.md, "Pipelines a
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
+from swarmcast.ops.ensemble.lease import live_holder
 from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
 from swarmcast.pipelines.context import StageContext
@@ -69,6 +71,12 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
                 continue
             if ctx.overwrite:
                 action = "overwrite"
+                holder = live_holder(p)
+                if holder is not None and not ctx.wait_for_store:
+                    problems.append(
+                        f"{where}: output {p} is being written by {holder.describe(time.time())}; "
+                        "--overwrite would delete the units it is writing. Wait for it to end"
+                    )
             elif stage.RESUMABLE:
                 action = "resume"
             else:

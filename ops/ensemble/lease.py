@@ -16,6 +16,10 @@ on). Taking a lease is an exclusive create (``set_if_not_exists``): on a local f
 is atomic, so of several runs starting together exactly one wins; on object stores without
 conditional writes it is a check then a write, which leaves a window of one round trip.
 Taking over a stale lease deletes it only if it is still the one judged stale.
+
+``--overwrite`` replaces a store only after taking its lease too: replacing a store under a
+live run would delete the units that run is writing (``live_holder`` lets the plan refuse it
+before any work; a run holds the old store's lease while it replaces it).
 """
 
 from __future__ import annotations
@@ -162,25 +166,28 @@ class StoreLease:
     def _read(self) -> LeaseOwner | None:
         assert self._store is not None
         raw = sync(self._store.get(LEASE_KEY, prototype=default_buffer_prototype()))
-        if raw is None:
-            return None
-        try:
-            fields = json.loads(raw.to_bytes())
-            return LeaseOwner(
-                run=str(fields["run"]),
-                host=str(fields["host"]),
-                pid=int(fields["pid"]),
-                what=str(fields["what"]),
-                started=float(fields["started"]),
-                heartbeat=float(fields["heartbeat"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
+        return None if raw is None else _decode(raw.to_bytes())
 
     def _stale(self, holder: LeaseOwner, now: float) -> bool:
-        if now - holder.heartbeat > self.stale_s:
-            return True
-        return holder.host == socket.gethostname() and not _alive(holder.pid)
+        return _stale(holder, now, self.stale_s)
+
+
+def live_holder(path: str | os.PathLike | Location, *, stale_s: float = STALE_S) -> LeaseOwner | None:
+    """The live run holding the lease of the store at ``path``, or None (no lease, an
+    unreadable one, or a stale one that the next run will take over)."""
+    try:
+        store = zarr.open_group(as_zarr(location(path)), mode="r", use_consolidated=False).store
+    except (zarr.errors.NodeNotFoundError, FileNotFoundError):
+        return None
+    raw = sync(store.get(LEASE_KEY, prototype=default_buffer_prototype()))
+    holder = None if raw is None else _decode(raw.to_bytes())
+    return None if holder is None or _stale(holder, time.time(), stale_s) else holder
+
+
+def _stale(holder: LeaseOwner, now: float, stale_s: float) -> bool:
+    if now - holder.heartbeat > stale_s:
+        return True
+    return holder.host == socket.gethostname() and not _alive(holder.pid)
 
 
 def _alive(pid: int) -> bool:
@@ -193,8 +200,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _decode(raw: bytes) -> LeaseOwner | None:
+    try:
+        fields = json.loads(raw)
+        return LeaseOwner(
+            run=str(fields["run"]),
+            host=str(fields["host"]),
+            pid=int(fields["pid"]),
+            what=str(fields["what"]),
+            started=float(fields["started"]),
+            heartbeat=float(fields["heartbeat"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _encode(owner: LeaseOwner) -> zarr.core.buffer.Buffer:
     return default_buffer_prototype().buffer.from_bytes(json.dumps(asdict(owner), sort_keys=True).encode())
 
 
-__all__ = ["HEARTBEAT_S", "LEASE_KEY", "STALE_S", "LeaseOwner", "StoreBusyError", "StoreLease"]
+__all__ = ["HEARTBEAT_S", "LEASE_KEY", "STALE_S", "LeaseOwner", "StoreBusyError", "StoreLease", "live_holder"]

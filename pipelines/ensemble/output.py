@@ -35,7 +35,8 @@ def open_ensemble_output(
 ) -> list[Unit]:
     """Create an ensemble store (or reopen the one the same config made); its units still to do.
 
-    A store made by another config is refused unless ``--overwrite``. Units marked done whose
+    A store made by another config is refused unless ``--overwrite``, which replaces it only
+    after taking its lease (a live run writing it is refused, or waited for). Units marked done whose
     shards no longer match their receipts (deleted, truncated) are named, unmarked and returned
     with the units still to do (ARCHITECTURE.md, "Stores that verify themselves"). ``seeds``: int
     (n_init, n_members); ``extra(staging_folder)`` adds stage-specific arrays before the
@@ -52,6 +53,12 @@ def open_ensemble_output(
             kind = fingerprint.get("kind", "stage")
             raise ConfigError(f"{out} was made by a different {kind} config or checkpoints; pass --overwrite")
     else:
+        replaced = None
+        if output_exists(out) and lease is not None:  # --overwrite: never under a live run
+            replaced = StoreLease(out, lease.what)
+            notice = replaced.take(wait=ctx.wait_for_store, on_wait=print)
+            if notice:
+                print(notice)
         if before_create is not None:
             before_create()
         full = {
@@ -62,7 +69,11 @@ def open_ensemble_output(
             "pipeline": json.dumps(ctx.pipeline_raw),
             **{k: v for k, v in attrs.items() if k != "title"},
         }
-        create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
+        try:
+            create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
+        finally:
+            if replaced is not None:  # deletes its lease only where it is still this run's
+                replaced.release()
         if store_fingerprint(out) != fingerprint:  # another run created it first, differently
             raise ConfigError(f"{out} was created meanwhile by another run of a different config")
     if lease is not None:  # before looking for work: a second run must not compute it too

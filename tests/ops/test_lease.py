@@ -10,7 +10,7 @@ import time
 import pytest
 
 from support.ensembles import create
-from swarmcast.ops.ensemble.lease import LEASE_KEY, StoreBusyError, StoreLease
+from swarmcast.ops.ensemble.lease import LEASE_KEY, StoreBusyError, StoreLease, live_holder
 
 
 def plant(path, **fields) -> None:
@@ -43,6 +43,23 @@ def test_a_live_owner_on_another_host_is_refused_until_its_heartbeat_is_stale(tm
     with StoreLease(path, "b") as lease:
         assert "took over the stale lease of hindcast stage 'hc' (pid 1 on node-7" in lease.take()
         assert json.loads((path / LEASE_KEY).read_text())["run"] == lease.run
+
+
+def test_live_holder_names_only_a_live_owner(tmp_path):
+    """What ``--overwrite`` asks before it plans to replace a store."""
+    path, _ = create(tmp_path)
+    assert live_holder(path) is None and live_holder(tmp_path / "absent.zarr") is None
+    plant(path, heartbeat=time.time() - 100)
+    holder = live_holder(path)
+    assert holder is not None and (holder.host, holder.pid, holder.run) == ("node-7", 1, "other")
+    plant(path, heartbeat=time.time() - 200)  # stale: the next run takes it over
+    assert live_holder(path) is None
+    (path / LEASE_KEY).write_text("{half a lease")
+    assert live_holder(path) is None
+    with StoreLease(path, "b") as lease:
+        lease.take()
+        assert live_holder(path).run == lease.run
+    assert live_holder(path) is None
 
 
 def test_a_dead_owner_on_this_host_is_taken_over_at_once(tmp_path):

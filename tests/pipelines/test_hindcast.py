@@ -61,9 +61,10 @@ def workdir(tmp_path: Path, inputs) -> Path:
     return tmp_path
 
 
-def run(base: Path, stage: dict = STAGE, overwrite: bool = False) -> list[dict]:
+def run(base: Path, stage: dict = STAGE, overwrite: bool = False, wait: bool = False) -> list[dict]:
     raw = {"name": "hc", "seed": 3, "stages": [stage]}
-    return run_pipeline(parse_pipeline(raw), StageContext(base=base, seed=3, overwrite=overwrite, pipeline_raw=raw))
+    ctx = StageContext(base=base, seed=3, overwrite=overwrite, pipeline_raw=raw, wait_for_store=wait)
+    return run_pipeline(parse_pipeline(raw), ctx)
 
 
 def files(store: Path) -> dict[str, bytes]:
@@ -457,6 +458,35 @@ def test_a_second_run_into_a_store_being_written_is_refused_naming_the_owner(ref
     (result,) = run(base)  # taken over at once on the host it ran on
     assert result["computed"] == 2
     assert files(store) == files(ref_path)  # the lease is gone with the run that took it
+
+
+def test_overwrite_never_replaces_a_store_under_the_run_writing_it(reference, inputs, tmp_path, capsys):
+    """Before, ``--overwrite`` ignored the lease: it deleted the store, and the units, that
+    another live run was writing. Now the plan refuses it; a job that waits for the store
+    replaces it only once that run has gone."""
+    ref_path, _ = reference
+    base = workdir(tmp_path, inputs)
+    store = base / "hindcast.zarr"
+    shutil.copytree(ref_path, store)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, str(store)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = files(store)
+        with pytest.raises(ConfigError, match=rf"being written by other run \(pid {holder.pid} .*--overwrite would"):
+            run(base, overwrite=True)
+        after = files(store)
+        assert after.pop(LEASE_KEY) and before.pop(LEASE_KEY)
+        assert after == before  # nothing deleted, nothing written
+        threading.Timer(3.0, lambda: (holder.kill(), holder.wait())).start()  # it ends while this run waits
+        (result,) = run(base, overwrite=True, wait=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"{store}: waiting for other run (pid {holder.pid}" in capsys.readouterr().out
+    assert result["computed"] == 4  # replaced only after the other run was gone
+    ref, got = files(ref_path), files(store)
+    assert got.keys() == ref.keys()  # no lease left behind in the new store
+    assert all(got[k] == ref[k] for k in ref if k != "zarr.json")
 
 
 def test_ctrl_c_says_what_is_kept_and_a_rerun_resumes_it(reference, inputs, tmp_path):
