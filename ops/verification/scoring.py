@@ -16,12 +16,14 @@ the root of the mean (WeatherBench2's RMSE form):
   (global), averaged over members and init times;
 * ``rmse_by_size`` / ``crps_by_size``: means over ``bootstrap`` random sub-ensembles of each
   ``ensemble_size`` (drawn without replacement) of the ensemble-mean RMSE and the empirical
-  (not fair) CRPS, which both fall as members are added; the fair CRPS would stay flat.
+  (not fair) CRPS, which both fall as members are added; the fair CRPS would stay flat;
+* ``truth_blocks_skipped``: init times left out per variable and lead because the truth at
+  that valid time was not finite (the ``score`` stage's ``nonfinite_truth: skip``; else 0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -62,6 +64,8 @@ class _Accumulator:
         self.size_mse = np.zeros((*shape, sum(len(d) for d in draws)))
         self.size_crps = np.zeros_like(self.size_mse)
         self.spectra: np.ndarray | None = None
+        self.blocks = np.zeros(n_lead)
+        """(init, lead) blocks added per lead."""
         self.m = m
 
     def _area(self, field: np.ndarray) -> np.ndarray:
@@ -78,6 +82,7 @@ class _Accumulator:
             "outlier_rate": ks.outside_range(x, y).astype(np.float64),
             "best_member_mse": ks.best_member_squared_error(x, y),
         }
+        self.blocks[j] += 1
         for k, f in fields.items():
             self.sums[k][:, j] += self._area(f)
         self.norm[:, j] += self.weights.sum(axis=1) * y.shape[-1]
@@ -100,7 +105,12 @@ class _Accumulator:
                 self.spectra = np.zeros((3, self.norm.shape[1], block.shape[-1]))
             self.spectra[:, j] += block
 
-    def result(self, n_init: int) -> dict[str, np.ndarray]:
+    def result(self) -> dict[str, np.ndarray]:
+        """Scores per (region, lead); NaN at a lead whose every block was skipped."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self._finish()
+
+    def _finish(self) -> dict[str, np.ndarray]:
         mean = {k: v / self.norm for k, v in self.sums.items()}
         m = self.m
         out = {
@@ -120,7 +130,7 @@ class _Accumulator:
             n += len(group)
         out["rmse_by_size"], out["crps_by_size"] = np.stack(rmse_k, axis=-1), np.stack(crps_k, axis=-1)
         if self.spectra is not None:
-            spec = self.spectra / n_init
+            spec = self.spectra / self.blocks[None, :, None]
             out |= {"spectrum_members": spec[0], "spectrum_ensemble_mean": spec[1], "spectrum_truth": spec[2]}
         return out
 
@@ -143,12 +153,15 @@ def score_ensemble(
     bootstrap: int = 10,
     spectra: bool = True,
     seed: int = 0,
+    skip: Mapping[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
     """Scores of ``variables`` of ``ensemble`` (``open_ensemble``) against ``truth`` (``align_truth``).
 
     Streams the ensemble one (init time, lead) block of all members at a time, so memory is
     M x lat x lon float64 whatever the store's size. Float64 throughout: the ensemble mean of
-    centred +/- pairs cancels to rounding, which float32 would show.
+    centred +/- pairs cancels to rounding, which float32 would show. ``skip``: per variable, a
+    bool (init_time, lead_time) mask of blocks left out (the truth there is not finite); the
+    count left out per variable and lead is stored as ``truth_blocks_skipped``.
     """
     m = ensemble.sizes[ver.MEMBER]
     if m < 2:
@@ -166,13 +179,17 @@ def score_ensemble(
         acc = _Accumulator(ensemble["lat"].values, regions, n_lead, m, draws)
         fc = ensemble[v].transpose("init_time", "lead_time", ver.MEMBER, "lat", "lon")
         obs = truth[v].transpose("init_time", "lead_time", "lat", "lon")
+        left_out = np.zeros((n_init, n_lead), bool) if skip is None or v not in skip else np.asarray(skip[v], bool)
         for i in range(n_init):
             for j in range(n_lead):
+                if left_out[i, j]:
+                    continue
                 x = np.asarray(fc[i, j].values, dtype=np.float64)
                 y = np.asarray(obs[i, j].values, dtype=np.float64)
                 acc.add(j, x, y, np.random.default_rng([seed, i, j]), spectra)
-        for name, value in acc.result(n_init).items():
+        for name, value in acc.result().items():
             per_var.setdefault(name, []).append(value)
+        per_var.setdefault("truth_blocks_skipped", []).append(left_out.sum(axis=0))
     return _assemble(ensemble, variables, regions, sizes, per_var, m)
 
 
@@ -189,6 +206,7 @@ _META = {
     "spectrum_members": ("angular power spectrum C_l of members", 2),
     "spectrum_ensemble_mean": ("angular power spectrum C_l of the ensemble mean", 2),
     "spectrum_truth": ("angular power spectrum C_l of the truth", 2),
+    "truth_blocks_skipped": ("init times left out of the scores: truth not finite at the valid time", 0),
 }
 _DIMS = {
     "rank_histogram": ("variable", "region", "lead_time", "rank"),
@@ -197,6 +215,7 @@ _DIMS = {
     "spectrum_members": ("variable", "lead_time", "degree"),
     "spectrum_ensemble_mean": ("variable", "lead_time", "degree"),
     "spectrum_truth": ("variable", "lead_time", "degree"),
+    "truth_blocks_skipped": ("variable", "lead_time"),
 }
 
 

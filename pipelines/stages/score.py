@@ -13,10 +13,12 @@ import json
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import xarray as xr
 from pydantic import Field
 
 from swarmcast.ops import __version__
+from swarmcast.ops.data.finite import nonfinite_states
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError
@@ -52,6 +54,10 @@ class ScoreConfig(StageConfig):
     """Compute angular power spectra of members, ensemble mean and truth."""
     seed: int | None = None
     """Seed for rank tie-breaking and sub-ensemble draws; None: the pipeline seed."""
+    nonfinite_truth: Literal["refuse", "skip"] = "refuse"
+    """Where the truth at a valid time holds NaN or infinite values: ``refuse`` (naming the
+    time, variable and count) or ``skip`` those (init time, lead) blocks of that variable,
+    counted in the scores store's ``truth_blocks_skipped``."""
 
     def inputs(self, base: Path) -> list[Path]:
         return [resolve_path(base, self.forecast), resolve_path(base, self.truth)]
@@ -66,8 +72,30 @@ class ScoreConfig(StageConfig):
         )
 
 
-def _open_inputs(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, xr.Dataset, list[str]]:
-    """Open and check both stores; every problem is a ConfigError naming the key."""
+def _nonfinite_truth(config: ScoreConfig, ens: xr.Dataset, truth: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per variable, the bool (init_time, lead_time) blocks whose verifying state is not all
+    finite; with ``nonfinite_truth: refuse`` a ConfigError naming each such state instead.
+    Each truth state a forecast is scored against is read once (``ops.data.finite``)."""
+    times = truth["time"].values.astype("datetime64[ns]")
+    valid = ens["valid_time"].values.astype("datetime64[ns]")  # (init, lead)
+    where = {t: i for i, t in enumerate(times)}
+    bad = nonfinite_states(truth, [where[t] for t in np.unique(valid)])
+    if bad and config.nonfinite_truth == "refuse":
+        shown = [f"truth: not finite at a valid time scored against: {b}" for b in bad[:10]]
+        more = [f"truth: ... and {len(bad) - 10} more states"] if len(bad) > 10 else []
+        hint = "nonfinite_truth: set it to 'skip' to leave those init times out of the scores at those leads"
+        raise ConfigError([*shown, *more, hint])
+    skip = {str(v): np.zeros(valid.shape, bool) for v in truth.data_vars}
+    for b in bad:
+        skip[b.channel] |= valid == b.time.astype("datetime64[ns]")
+    return skip
+
+
+def _open_inputs(
+    config: ScoreConfig, ctx: StageContext
+) -> tuple[xr.Dataset, xr.Dataset, list[str], dict[str, np.ndarray]]:
+    """Open and check both stores: the ensemble, the truth aligned to it, the variables to score
+    and the blocks to skip (``_nonfinite_truth``); every problem is a ConfigError naming the key."""
     fpath, tpath = resolve_path(ctx.base, config.forecast), resolve_path(ctx.base, config.truth)
     try:
         ens = open_ensemble(fpath)
@@ -105,7 +133,7 @@ def _open_inputs(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, xr
         aligned = align_truth(ens, truth[variables])
     except ValueError as err:
         raise ConfigError(f"truth: {err}") from None
-    return ens, aligned, variables
+    return ens, aligned, variables, _nonfinite_truth(config, ens, truth[variables])
 
 
 def _name_unreadable_shards(forecast: Path, err: Exception) -> None:
@@ -124,7 +152,11 @@ def _name_unreadable_shards(forecast: Path, err: Exception) -> None:
 
 
 def run(config: ScoreConfig, ctx: StageContext) -> dict:
-    ens, truth, variables = _open_inputs(config, ctx)
+    ens, truth, variables, skip = _open_inputs(config, ctx)
+    for v, mask in skip.items():
+        if mask.any():
+            left = f"{int(mask.sum())} of {mask.size} blocks (init time, lead)"
+            print(f"[{config.label}] {v}: {left} left out: the truth is not finite at their valid times")
     try:
         scores = score_ensemble(
             ens,
@@ -135,6 +167,7 @@ def run(config: ScoreConfig, ctx: StageContext) -> dict:
             bootstrap=config.bootstrap,
             spectra=config.spectra,
             seed=config.seed if config.seed is not None else ctx.seed,
+            skip=skip,
         )
     except (ValueError, RuntimeError) as err:
         _name_unreadable_shards(resolve_path(ctx.base, config.forecast), err)

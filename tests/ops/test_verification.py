@@ -115,6 +115,29 @@ def test_score_ensemble_matches_brute_force(tmp_path, truth_path):
     assert list(scores["units"].values) == [str(ens["z500"].attrs["units"]), str(ens["t2m"].attrs["units"])]
 
 
+def test_skipped_blocks_score_as_if_those_init_times_were_absent_at_those_leads(tmp_path, truth_path):
+    """``nonfinite_truth: skip``: a block left out counts nowhere, so each lead's scores are
+    those of the ensemble without that lead's skipped init times."""
+    path, truth = make(tmp_path, truth_path)
+    ens = ver.open_ensemble(path)
+    obs = ver.align_truth(ens, truth)
+    skip = np.zeros((3, 4), bool)
+    skip[1, 2] = skip[0, 3] = skip[2, 3] = True
+    kw = dict(regions=["global", "tropics"], bootstrap=2, ensemble_sizes=[2, 8])
+    got = score_ensemble(ens, obs, ["z500", "t2m"], skip={"z500": skip}, **kw)
+    full = score_ensemble(ens, obs, ["z500", "t2m"], **kw)
+    np.testing.assert_array_equal(got["truth_blocks_skipped"].sel(variable="z500"), [0, 0, 1, 2])
+    np.testing.assert_array_equal(got["truth_blocks_skipped"].sel(variable="t2m"), [0, 0, 0, 0])
+    names = ["crps", "rmse", "spread", "rank_histogram", "rmse_by_size", "spectrum_members", "spectrum_truth"]
+    for name in names:
+        np.testing.assert_allclose(got[name].sel(variable="t2m"), full[name].sel(variable="t2m"), rtol=1e-12)
+    for j, keep in enumerate(([0, 1, 2], [0, 1, 2], [0, 2], [1])):
+        alone = score_ensemble(ens.isel(init_time=keep), obs.isel(init_time=keep), ["z500"], **kw)
+        for name in names:
+            want, have = alone[name].isel(lead_time=j), got[name].sel(variable="z500").isel(lead_time=j)
+            np.testing.assert_allclose(have, want.squeeze("variable"), rtol=1e-10, err_msg=f"{name} lead {j}")
+
+
 def test_calibrated_ensemble_scores_like_theory_and_underdispersed_does_not(tmp_path, truth_path):
     truth = open_climate(truth_path)
     kw = dict(init_times=INITS, n_leads=4, members=8, seed=5)

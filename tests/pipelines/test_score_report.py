@@ -134,6 +134,34 @@ def test_truth_without_the_valid_times_is_refused(verified, tmp_path):
         run(base, [{**SCORE, "truth": str(tmp_path / "short.zarr"), "output": str(tmp_path / "s.zarr")}])
 
 
+def test_a_truth_with_nan_at_a_valid_time_is_refused_or_skipped_when_asked(verified, tmp_path, capsys):
+    """Before, 50 NaN points in the truth gave NaN CRPS, exit 0, without a word."""
+    base, _ = verified
+    truth = xr.open_zarr(base / "data.zarr").load()
+    t = np.datetime64("2001-01-02T06", "ns")  # valid at lead 12 h, 6 h and 0 h of the three inits
+    h = truth["h"].values
+    h[list(truth["time"].values).index(t), :5, :10] = np.nan  # 50 points
+    for v in truth.variables.values():
+        v.encoding.clear()
+    truth.to_zarr(tmp_path / "holey.zarr", zarr_format=3, consolidated=False)
+    score = {**SCORE, "truth": str(tmp_path / "holey.zarr"), "output": str(tmp_path / "s.zarr"), "spectra": False}
+    size = h[0].size
+    with pytest.raises(
+        ConfigError,
+        match=rf"truth: not finite at a valid time scored against: h at 2001-01-02T06:00: 50 of {size} points",
+    ):
+        run(base, [score])
+    assert not (tmp_path / "s.zarr").exists()
+    run(base, [{**score, "nonfinite_truth": "skip"}])
+    assert "h: 3 of 9 blocks (init time, lead) left out" in capsys.readouterr().out
+    got = xr.open_zarr(tmp_path / "s.zarr").load()
+    lead = got["lead_time"].values.astype("timedelta64[h]").astype(int)
+    skipped = got["truth_blocks_skipped"].sel(variable="h")
+    assert dict(zip(lead, skipped.values.tolist(), strict=True)) == {0: 1, 6: 1, 12: 1}
+    assert int(got["truth_blocks_skipped"].sel(variable="u").sum()) == 0
+    assert np.isfinite(got["crps"]).all() and np.isfinite(got["rank_histogram"]).all()
+
+
 def test_demo_ends_with_its_report_and_scores_its_own_store(ray_session, tmp_path, capsys):
     """The shipped demo pipeline, shrunk by overrides only, runs to the report it promises."""
     small = ["data.grid.nlat=16", "data.grid.nlon=32", "data.days=27", "train.train.epochs=1"]
