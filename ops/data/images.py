@@ -3,18 +3,24 @@
 Sources: a folder of PNG/JPEG files (searched recursively, sorted by path), ``.npz`` files of
 arrays, and scikit-learn's bundled handwritten digits (1,797 images of 8 x 8, offline).
 Listing (``list_items``) is cheap and separate from decoding (``load_items``), so a reader can
-split the items across tasks and decode each share where it runs.
+split the items across tasks and decode each share where it runs. ``check_image_files`` reads
+every file once before any training starts: a corrupt or non-image file, or files of differing
+sizes, are named then rather than from inside a Ray Data read task. It costs one read of each
+file (PIL's ``verify``: headers and PNG chunk checksums, no decoding); damage it cannot see (a
+JPEG whose data is cut short) still fails decoding with an ``InputError`` naming the file.
 """
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from swarmcast.ops.errors import InputNotFoundError
+from swarmcast.ops.errors import InputError, InputNotFoundError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ImageKind = Literal["digits", "folder", "npz"]
@@ -51,15 +57,61 @@ def _npz_files(path: Path) -> list[Path]:
     return sorted(path.rglob("*.npz"))
 
 
+UNREADABLE = (OSError, EOFError, SyntaxError, ValueError, zipfile.BadZipFile, zlib.error)
+"""What numpy and PIL raise on a damaged file (PIL raises SyntaxError for some bad headers)."""
+
+
 def _npz_array(file: Path, key: str | None) -> np.ndarray:
-    with np.load(file, allow_pickle=False) as z:
-        names = list(z.keys())
-        if not names:
-            raise ValueError(f"{file}: no arrays in the .npz file")
-        name = key or ("images" if "images" in names else names[0])
-        if name not in names:
-            raise ValueError(f"{file}: no array {name!r}; arrays: {names}")
-        return z[name]
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            names = list(z.keys())
+            if not names:
+                raise InputError(f"{file}: no arrays in the .npz file")
+            name = key or ("images" if "images" in names else names[0])
+            if name not in names:
+                raise InputError(f"{file}: no array {name!r}; arrays: {names}")
+            return z[name]
+    except InputError:
+        raise
+    except UNREADABLE as err:  # a cut-short or overwritten file; a CRC mismatch is a BadZipFile
+        raise InputError(f"{file}: not a readable .npz file ({type(err).__name__}: {err})") from None
+
+
+def _decode_image(path: str, mode: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode))
+    except UNREADABLE as err:
+        raise InputError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
+
+
+def check_image_files(source: ImageSource, items: list[ImageItem], *, shown: int = 10) -> None:
+    """Raise an ``InputError`` naming every unreadable image file of ``items`` (the first
+    ``shown`` of them) and, when the readable ones differ in size, two that differ. Folders
+    only: ``.npz`` arrays are read whole by ``list_items`` already, which names a bad file."""
+    if source.kind != "folder":
+        return
+    from PIL import Image
+
+    bad, sizes = [], {}
+    for item in items:
+        try:
+            with Image.open(str(item.path)) as im:
+                sizes.setdefault(im.size, item.path)
+                im.verify()
+        except UNREADABLE as err:
+            bad.append(f"{item.path}: not a readable image ({type(err).__name__}: {err})")
+    if bad:
+        more = [f"... and {len(bad) - shown} more"] if len(bad) > shown else []
+        raise InputError("\n".join([f"{len(bad)} of {len(items)} image files cannot be read:", *bad[:shown], *more]))
+    if len(sizes) > 1:
+        (a, pa), (b, pb) = list(sizes.items())[:2]
+        raise InputError(
+            f"images differ in size ({len(sizes)} sizes): {pa} is {a[0]}x{a[1]}, {pb} is {b[0]}x{b[1]} pixels; "
+            "resize them to one size"
+        )
 
 
 def list_items(source: ImageSource, *, items_per_slice: int = 512) -> list[ImageItem]:
@@ -156,12 +208,7 @@ def load_items(source: ImageSource, items: list[ImageItem]) -> tuple[np.ndarray,
         labels = np.concatenate([digits.target[i.lo : i.hi] for i in items]).astype(np.int64)
         return scale_to_symmetric(imgs[:, None], 0.0, 16.0), labels
     if source.kind == "folder":
-        from PIL import Image
-
-        arrays = []
-        for item in items:
-            with Image.open(item.path) as im:
-                arrays.append(to_nchw(np.asarray(im.convert(source.mode))[None]))
+        arrays = [to_nchw(_decode_image(str(item.path), source.mode)[None]) for item in items]
         shapes = {a.shape[1:] for a in arrays}
         if len(shapes) > 1:
             raise ValueError(f"images differ in shape {sorted(shapes)}; resize them to one shape")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from support.datasets import make_image_folder
-from swarmcast.ops.data.images import ImageSource, item_count, list_items, load_items, to_nchw
+from swarmcast.ops.data.images import ImageSource, check_image_files, item_count, list_items, load_items, to_nchw
+from swarmcast.ops.errors import InputError
 
 
 def test_digits_are_bundled_and_scaled():
@@ -73,6 +74,48 @@ def test_mixed_shapes_in_a_folder_are_refused(tmp_path):
     src = ImageSource("folder", str(tmp_path))
     with pytest.raises(ValueError, match="differ in shape"):
         load_items(src, list_items(src))
+
+
+def test_damaged_image_files_are_named_before_any_decoding(tmp_path):
+    """Before, a corrupt PNG or .npz surfaced as a traceback from inside a Ray Data read task."""
+    folder, _ = make_image_folder(tmp_path / "f", n=4, size=(6, 6))
+    src = ImageSource("folder", str(folder))
+    check_image_files(src, list_items(src))  # all readable: silent
+    good = (folder / "img_000.png").read_bytes()
+    (folder / "img_001.png").write_bytes(good[: len(good) // 2])  # cut short
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF  # one byte inside the pixel data: a chunk checksum mismatch
+    (folder / "img_002.png").write_bytes(bytes(flipped))
+    (folder / "notes.png").write_text("not an image")
+    with pytest.raises(InputError) as err:
+        check_image_files(src, list_items(src))
+    lines = str(err.value).splitlines()
+    assert lines[0] == "3 of 5 image files cannot be read:"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        str(folder / n) for n in ("img_001.png", "img_002.png", "notes.png")
+    ]
+    assert all(": not a readable image (" in line for line in lines[1:])
+    with pytest.raises(InputError, match=rf"^{folder / 'img_001.png'}: not a readable image"):
+        load_items(src, [it for it in list_items(src) if it.path.endswith("img_001.png")])
+    (tmp_path / "a.npz").write_bytes(b"PK\x03\x04 half a zip")
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'a.npz'}: not a readable .npz file \(BadZipFile"):
+        list_items(ImageSource("npz", str(tmp_path / "a.npz")))
+    np.savez_compressed(tmp_path / "b.npz", images=np.zeros((50, 8, 8), np.uint8))
+    raw = (tmp_path / "b.npz").read_bytes()
+    (tmp_path / "b.npz").write_bytes(raw[:-40])  # the zip directory cut off
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'b.npz'}: not a readable .npz file"):
+        list_items(ImageSource("npz", str(tmp_path / "b.npz")))
+
+
+def test_images_of_differing_sizes_are_named_by_the_check(tmp_path):
+    make_image_folder(tmp_path, n=2, size=(4, 4))
+    from PIL import Image
+
+    Image.fromarray(np.zeros((5, 6), np.uint8)).save(tmp_path / "zz.png")
+    src = ImageSource("folder", str(tmp_path))
+    want = rf"2 sizes\): {tmp_path / 'img_000.png'} is 4x4, {tmp_path / 'zz.png'} is 6x5 pixels; resize"
+    with pytest.raises(InputError, match=want):
+        check_image_files(src, list_items(src))
 
 
 def test_split_items_holds_out_the_last_images_exactly():

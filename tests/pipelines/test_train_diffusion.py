@@ -14,6 +14,7 @@ import pytest
 import torch
 import xarray as xr
 
+from support.datasets import make_image_folder
 from support.processes import pids_running
 from swarmcast.kernels.sample_quality import sliced_wasserstein
 from swarmcast.ops.data.images import ImageSource, list_items, load_items, split_items
@@ -98,6 +99,18 @@ def test_second_run_trains_nothing_and_another_config_is_refused(digits):
 def test_bad_inputs_fail_before_training(ray_session, tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         run(tmp_path, [{**DIGITS, **change}])
+    assert not (tmp_path / "digits-model").exists()
+
+
+def test_a_damaged_image_is_named_before_any_worker_reads_it(ray_session, tmp_path):
+    """Before, a corrupt PNG ended the run with a Ray Data traceback from a read task."""
+    folder, _ = make_image_folder(tmp_path / "imgs", n=8, size=(8, 8))
+    good = (folder / "img_003.png").read_bytes()
+    (folder / "img_003.png").write_bytes(good[:-30])
+    stage = {**DIGITS, "data": {"kind": "folder", "path": "imgs", "validation_items": 2}}
+    want = rf"data: 1 of 8 image files cannot be read:\n{folder / 'img_003.png'}: not a readable image"
+    with pytest.raises(ConfigError, match=want):
+        run(tmp_path, [stage])
     assert not (tmp_path / "digits-model").exists()
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from swarmcast.ops.data.images import ImageSource, list_items, load_items, split_items
+from swarmcast.ops.data.images import ImageSource, check_image_files, list_items, load_items, split_items
 from swarmcast.ops.data.readers import infer_time_step, open_climate, stored_normalization
 from swarmcast.ops.data.splits import evenly_spaced, held_out_start
 from swarmcast.ops.data.windows import WindowSpec, read_windows, window_starts
@@ -66,10 +66,11 @@ class DiffusionTrainingPlan:
         self.source = ImageSource(d.kind, path)  # type: ignore[arg-type]
         try:
             items = list_items(self.source)
+            check_image_files(self.source, items)  # before any worker reads them
             self.train_items, held = split_items(items, d.validation_items)
+            images, _ = load_items(self.source, held)
         except ValueError as err:  # an InputError, or a split that cannot be made
             raise ConfigError(f"data: {err}") from None
-        images, _ = load_items(self.source, held)
         self.validation = images[evenly_spaced(len(images), d.max_validation)]
         self.shape = tuple(images.shape[1:])
         self.cond_channels, self.n_train = 0, sum(i.hi - i.lo for i in self.train_items)
