@@ -8,6 +8,10 @@ A *training state* (what resume loads) adds ``optimizer.safetensors`` and ``stat
 published (renamed locally, uploaded with ``checkpoint.json`` last to a URL; see
 ``swarmcast.ops.storage``), so a killed run never leaves a half-written checkpoint where a
 later run would look.
+
+Reading and checking ``checkpoint.json`` (all a pipeline's plan does) imports neither torch nor
+the SFNO: the functions that touch weights import them when called, so a plan is checked in
+well under a second rather than after the seconds torch takes to import.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load, load_file, save_file
-
-from swarmcast.ops.data.normalization import Normalization
 from swarmcast.ops.errors import InputError
-from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper, increment_scale
 from swarmcast.ops.storage import Location, location, publish, staging
+
+if TYPE_CHECKING:
+    import torch
+
+    from swarmcast.ops.sfno.model import SFNOStepper
 
 FORMAT = "swarmcast-sfno/1"
 WEIGHTS = "weights.safetensors"
@@ -68,6 +72,8 @@ def save_model(
     ``extra_files`` (name -> text, e.g. metrics.jsonl) beside it. ``kind`` is the format tag
     (SFNO steppers by default) and ``model_json`` the hyper-parameters (default
     ``model.config.to_json()``). ``folder`` may be an fsspec URL."""
+    from safetensors.torch import save_file
+
     final = location(folder)
     # the pid keeps concurrent writers (one per seed) of sibling checkpoints apart
     tmp = staging(final, suffix=f".tmp-{os.getpid()}")
@@ -129,6 +135,8 @@ def verify_weights(folder: str | os.PathLike | Location, meta: dict[str, Any]) -
 
 def verified_weights(folder: str | os.PathLike | Location, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint folder after checking their sha256 against ``meta``."""
+    from safetensors.torch import load
+
     # read once: hashing and loading the same bytes leaves no window for a swap in between
     data = (location(folder) / WEIGHTS).read_bytes()
     if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
@@ -138,6 +146,9 @@ def verified_weights(folder: str | os.PathLike | Location, meta: dict[str, Any])
 
 def build_model(meta: dict[str, Any]) -> SFNOStepper:
     """An SFNO stepper with the architecture and normalisation of ``meta`` (weights not loaded)."""
+    from swarmcast.ops.data.normalization import Normalization
+    from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper, increment_scale
+
     norm = Normalization.from_attr(meta["normalization"])
     config = SFNOConfig.from_json(meta["model"])
     mean, std = norm.arrays(config.channels)
@@ -164,6 +175,8 @@ def check_compatible(meta: dict[str, Any], channels: Sequence[str], nlat: int, n
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    import torch
+
     tensors, rest = {}, {"param_groups": state["param_groups"], "state": {}}
     for idx, per_param in state["state"].items():
         rest["state"][str(idx)] = {}
@@ -191,6 +204,8 @@ def save_training_state(
     state: dict[str, Any],
 ) -> Path:
     """Everything resume needs, in ``folder`` (created, must not exist)."""
+    from safetensors.torch import save_file
+
     folder.mkdir(parents=True)
     save_file(_contiguous(model.state_dict()), str(folder / WEIGHTS))
     tensors, rest = _flatten_optimizer(optimizer.state_dict())
@@ -207,6 +222,8 @@ def load_training_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> dict[str, Any]:
     """Restore model, optimizer and scheduler in place; returns the saved ``state`` dict."""
+    from safetensors.torch import load_file
+
     full = json.loads((folder / STATE).read_text())
     model.load_state_dict(load_file(str(folder / WEIGHTS)))
     optimizer.load_state_dict(_unflatten_optimizer(load_file(str(folder / OPTIMIZER)), full.pop("optimizer")))

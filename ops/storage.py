@@ -25,12 +25,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-import xarray as xr
 from upath import UPath
 
 from swarmcast.ops.errors import InputError, InputNotFoundError
+
+if TYPE_CHECKING:  # xarray and zarr take most of a second to import; a plan needs neither
+    import xarray as xr
 
 Location: TypeAlias = Path | UPath
 """A local ``Path`` or a remote ``UPath``."""
@@ -163,6 +165,7 @@ OUTPUT_MARKERS = ("zarr.json", "checkpoint.json", "swarmcast_stage.json")
 def open_zarr_dataset(path: str | os.PathLike | UPath, **kwargs: object) -> xr.Dataset:
     """``xr.open_zarr(path, **kwargs)``; a path that holds no Zarr store is an ``InputError``
     naming it (zarr itself says "No group found" or raises a bare ``FileNotFoundError``)."""
+    import xarray as xr
     import zarr
 
     try:

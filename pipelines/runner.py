@@ -14,7 +14,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from swarmcast.ops.ensemble.lease import live_holder
 from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
 from swarmcast.pipelines.context import StageContext
@@ -70,6 +69,8 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
             if not output_exists(p) or not made_by_swarmcast(p):  # absent, or refused by the guard
                 continue
             if ctx.overwrite:
+                from swarmcast.ops.ensemble.lease import live_holder  # imports zarr: only when replacing
+
                 action = "overwrite"
                 holder = live_holder(p)
                 if holder is not None and not ctx.wait_for_store:

@@ -1,8 +1,9 @@
 """Pipeline stages: one per stage kind, each a typed config plus ``run(config, ctx) -> summary``.
 
-Small stages are one module (``swe_dataset``, ``score``, ``report``); stages with a checked plan
-and a Ray worker are a package of ``stage`` (config and coordinator), ``plan`` (inputs checked
-before any work) and ``trainer`` or ``actor`` (what runs on the workers). Stages never import
+Each stage is a package: ``config`` (its settings, which import neither torch nor Ray, so a
+pipeline is checked and planned in well under a second), ``stage`` (the coordinator, imported
+only to run it) and, where the stage has them, ``plan`` (inputs checked before any work) and
+``trainer`` or ``actor`` (what runs on the workers). Stages never import
 each other; what two stages share lives in ``swarmcast.pipelines.ensemble`` or ``.train``.
 ``STAGES`` maps the YAML ``kind`` to its config class and runner (ARCHITECTURE.md, "Pipelines
 and stages").
@@ -10,35 +11,39 @@ and stages").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 
 from swarmcast.pipelines.config import StageConfig
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.stages import (
-    hindcast,
-    report,
-    sample_diffusion,
-    score,
-    swe_dataset,
-    train_diffusion,
-    train_sfno,
-)
+from swarmcast.pipelines.stages.hindcast.config import HindcastConfig
+from swarmcast.pipelines.stages.report.config import ReportConfig
+from swarmcast.pipelines.stages.sample_diffusion.config import SampleDiffusionConfig
+from swarmcast.pipelines.stages.score.config import ScoreConfig
+from swarmcast.pipelines.stages.swe_dataset.config import SWEDatasetConfig
+from swarmcast.pipelines.stages.train_diffusion.config import TrainDiffusionConfig
+from swarmcast.pipelines.stages.train_sfno.config import TrainSFNOConfig
 
 
 @dataclass(frozen=True)
 class Stage:
     config: type[StageConfig]
-    run: Callable[[StageConfig, StageContext], dict]
+    """The stage's settings (imports neither torch nor Ray)."""
+    module: str
+    """The module whose ``run(config, ctx) -> summary`` runs the stage; imported only to run it."""
+
+    def run(self, config: StageConfig, ctx: StageContext) -> dict:
+        return importlib.import_module(self.module).run(config, ctx)
 
 
+_STAGES = "swarmcast.pipelines.stages"
 STAGES: dict[str, Stage] = {
-    "swe-dataset": Stage(swe_dataset.SWEDatasetConfig, swe_dataset.run),
-    "train-sfno": Stage(train_sfno.TrainSFNOConfig, train_sfno.run),
-    "hindcast": Stage(hindcast.HindcastConfig, hindcast.run),
-    "train-diffusion": Stage(train_diffusion.TrainDiffusionConfig, train_diffusion.run),
-    "sample-diffusion": Stage(sample_diffusion.SampleDiffusionConfig, sample_diffusion.run),
-    "score": Stage(score.ScoreConfig, score.run),
-    "report": Stage(report.ReportConfig, report.run),
+    "swe-dataset": Stage(SWEDatasetConfig, f"{_STAGES}.swe_dataset.stage"),
+    "train-sfno": Stage(TrainSFNOConfig, f"{_STAGES}.train_sfno.stage"),
+    "hindcast": Stage(HindcastConfig, f"{_STAGES}.hindcast.stage"),
+    "train-diffusion": Stage(TrainDiffusionConfig, f"{_STAGES}.train_diffusion.stage"),
+    "sample-diffusion": Stage(SampleDiffusionConfig, f"{_STAGES}.sample_diffusion.stage"),
+    "score": Stage(ScoreConfig, f"{_STAGES}.score.stage"),
+    "report": Stage(ReportConfig, f"{_STAGES}.report.stage"),
 }
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {k: s.config for k, s in STAGES.items()}

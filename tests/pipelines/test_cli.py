@@ -1,5 +1,6 @@
 """The CLI: user errors exit 2 with one readable line; dry runs start nothing; outputs are safe."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -190,7 +191,7 @@ def test_a_bug_is_a_traceback_not_a_one_line_user_error(ray_session, tmp_path, m
     def broken(config, ctx):
         return {}["no such key"]
 
-    monkeypatch.setitem(stages.STAGES, "swe-dataset", stages.Stage(stages.STAGES["swe-dataset"].config, broken))
+    monkeypatch.setattr(importlib.import_module(stages.STAGES["swe-dataset"].module), "run", broken)
     path = write_pipeline(tmp_path)
     with pytest.raises(KeyError, match="no such key"):
         main(["run", str(path)])
@@ -248,7 +249,7 @@ def test_the_machine_refusing_or_ctrl_c_is_a_message_naming_the_stage(
     def refused(config, ctx):
         raise raised
 
-    monkeypatch.setitem(stages.STAGES, "swe-dataset", stages.Stage(stages.STAGES["swe-dataset"].config, refused))
+    monkeypatch.setattr(importlib.import_module(stages.STAGES["swe-dataset"].module), "run", refused)
     path = write_pipeline(tmp_path)
     got, _, err = run_cli(["run", path], capsys)
     assert got == code and message in err and "Traceback" not in err, err

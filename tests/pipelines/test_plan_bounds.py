@@ -7,6 +7,8 @@ with memory measured by tracemalloc.
 """
 
 import json
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -112,3 +114,50 @@ def test_the_dry_run_notes_the_store_size(tmp_path, capsys):
     assert main(["run", str(Path(tmp_path / "p.yaml")), "--dry-run"]) == 0
     # 1 init x 2 checkpoints x 5 members x 3 leads x 4 channels x 8 x 16 x 4 bytes = 61,440 B
     assert "output ~60.0 KiB uncompressed" in capsys.readouterr().out
+
+
+REFUSE_WITHOUT_HEAVY_IMPORTS = """
+import sys
+from swarmcast.pipelines.cli import main
+code = main(["run", sys.argv[1], "--dry-run"])
+heavy = sorted(m for m in ("torch", "ray", "xarray", "zarr", "torch_harmonics") if m in sys.modules)
+print(code, heavy)
+"""
+
+
+@pytest.mark.parametrize("case", ["pairs", "bomb"])
+def test_a_cli_refusal_imports_neither_torch_nor_ray(tmp_path, case):
+    """A refusal took 14 s, nearly all of it importing torch and Ray for a plan that needs
+    neither; stage settings are now checked without them. (The time itself is a benchmark
+    figure, not asserted here: what this pins is that nothing heavy is imported.)"""
+    if case == "pairs":
+        raw = {"name": "x", "stages": [dict(HINDCAST, perturbation={"pairs": 1_000_000_000})]}
+        (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    else:
+        levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+        levels += [f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]" for a, b in zip("abcde", "bcdef", strict=True)]
+        (tmp_path / "p.yaml").write_text("name: x\n" + "\n".join(levels) + "\nstages: []\n")
+    out = subprocess.run(
+        [sys.executable, "-c", REFUSE_WITHOUT_HEAVY_IMPORTS, str(tmp_path / "p.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr
+    want = "2,000,000,001 members" if case == "pairs" else "expands to more than 100,000 values"
+    assert want in out.stderr
+
+
+def test_settings_spelled_out_for_speed_match_the_modules_they_mirror():
+    """Three Literal types repeat constants of modules that import torch (see their comments)."""
+    from typing import get_args
+
+    from swarmcast.kernels.diffusion import PATHS, PREDICTIONS
+    from swarmcast.ops.sfno.model import INTERNAL_GRIDS
+    from swarmcast.pipelines.stages.train_diffusion.config import ModelSettings as DiffusionModel
+    from swarmcast.pipelines.stages.train_sfno.config import ModelSettings as SFNOModel
+
+    assert get_args(DiffusionModel.model_fields["path"].annotation) == PATHS
+    assert get_args(DiffusionModel.model_fields["prediction"].annotation) == PREDICTIONS
+    assert get_args(SFNOModel.model_fields["grid_internal"].annotation) == INTERNAL_GRIDS

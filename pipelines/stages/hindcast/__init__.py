@@ -1,7 +1,8 @@
-"""The ``hindcast`` stage: its config and coordinator (``stage``), the checked plan (``plan``) and
-the Ray actor that runs one SFNO checkpoint's work units (``actor``)."""
+"""The ``hindcast`` stage: its settings (``config``), coordinator (``stage``), the checked plan
+(``plan``) and the Ray actor that runs one SFNO checkpoint's work units (``actor``)."""
 
-from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
-from swarmcast.pipelines.stages.hindcast.stage import HindcastConfig, PerturbationSettings, SummarySettings, run
+from swarmcast.pipelines.lazy_exports import lazy_exports
+from swarmcast.pipelines.stages.hindcast.config import HindcastConfig, PerturbationSettings, SummarySettings
 
+__getattr__ = lazy_exports(__name__, {"run": "stage", "HindcastPlan": "plan"})  # these import torch and Ray
 __all__ = ["HindcastConfig", "HindcastPlan", "PerturbationSettings", "SummarySettings", "run"]

@@ -10,46 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import xarray as xr
 
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.storage import as_zarr, publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble, report
-from swarmcast.pipelines.config import ConfigError, StageConfig, resolve_path
+from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.stages.report.config import ReportConfig
 
 STAGE_FILE = "swarmcast_stage.json"
-
-
-class ReportConfig(StageConfig):
-    """Parameters of the ``report`` stage."""
-
-    kind: Literal["report"] = "report"
-    """Stage kind."""
-    scores: str = "scores.zarr"
-    """Scores store written by the ``score`` stage."""
-    forecast: str | None = "hindcast.zarr"
-    """Ensemble store for maps; None: no maps."""
-    truth: str | None = "data.zarr"
-    """Truth store for the error maps (needed with ``forecast``)."""
-    output: str = "report"
-    """Folder to write (PNG files and index.html)."""
-    map_lead_hours: float | None = None
-    """Lead time of the maps; None: the last lead."""
-    title: str = "swarmcast ensemble verification"
-    """Page title."""
-
-    def inputs(self, base: Path) -> list[Path]:
-        extra = [resolve_path(base, p) for p in (self.forecast, self.truth) if p is not None]
-        return [resolve_path(base, self.scores), *extra]
-
-    def outputs(self, base: Path) -> list[Path]:
-        return [resolve_path(base, self.output)]
-
-    def plan(self, base: Path) -> str:
-        return f"plot {resolve_path(base, self.scores)}; write {resolve_path(base, self.output)}/index.html"
 
 
 def _maps(config: ReportConfig, ctx: StageContext, variables: list[str], folder: Path) -> list[report.Figure]:

@@ -1,0 +1,37 @@
+"""The ``report`` stage's settings: checked without importing torch, Ray or xarray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from swarmcast.pipelines.config import StageConfig, resolve_path
+
+
+class ReportConfig(StageConfig):
+    """Parameters of the ``report`` stage."""
+
+    kind: Literal["report"] = "report"
+    """Stage kind."""
+    scores: str = "scores.zarr"
+    """Scores store written by the ``score`` stage."""
+    forecast: str | None = "hindcast.zarr"
+    """Ensemble store for maps; None: no maps."""
+    truth: str | None = "data.zarr"
+    """Truth store for the error maps (needed with ``forecast``)."""
+    output: str = "report"
+    """Folder to write (PNG files and index.html)."""
+    map_lead_hours: float | None = None
+    """Lead time of the maps; None: the last lead."""
+    title: str = "swarmcast ensemble verification"
+    """Page title."""
+
+    def inputs(self, base: Path) -> list[Path]:
+        extra = [resolve_path(base, p) for p in (self.forecast, self.truth) if p is not None]
+        return [resolve_path(base, self.scores), *extra]
+
+    def outputs(self, base: Path) -> list[Path]:
+        return [resolve_path(base, self.output)]
+
+    def plan(self, base: Path) -> str:
+        return f"plot {resolve_path(base, self.scores)}; write {resolve_path(base, self.output)}/index.html"
