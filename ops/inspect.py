@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 
 import numpy as np
-import zarr
 
 from swarmcast.ops.ensemble.verify import check_store
-from swarmcast.ops.errors import InputError, InputNotFoundError
-from swarmcast.ops.storage import Location, as_zarr, damaged_metadata, is_remote, location
+from swarmcast.ops.errors import InputError
+from swarmcast.ops.storage import Location, is_remote, location, open_zarr_group
 
 
 def _disk_usage(path: Location) -> tuple[int, int]:
@@ -45,14 +43,7 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
     unit whose shards no longer match what it wrote: ``swarmcast.ops.ensemble.verify``).
     """
     p = location(path)
-    if not p.exists():
-        raise InputNotFoundError(f"store not found: {p}")
-    try:
-        group = zarr.open_group(as_zarr(p), mode="r")
-    except zarr.errors.NodeNotFoundError:
-        raise InputError(f"{p} is not a Zarr store (no zarr.json at its root)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(damaged_metadata(p, err)) from None
+    group = open_zarr_group(p)
     dims: dict[str, int] = {}
     variables: dict[str, dict] = {}
     for name, arr in sorted(group.arrays()):

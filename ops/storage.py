@@ -24,6 +24,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -33,6 +35,7 @@ from swarmcast.ops.errors import InputError, InputNotFoundError
 
 if TYPE_CHECKING:  # xarray and zarr take most of a second to import; a plan needs neither
     import xarray as xr
+    import zarr
 
 Location: TypeAlias = Path | UPath
 """A local ``Path`` or a remote ``UPath``."""
@@ -162,20 +165,37 @@ def is_published(final: Location, marker: str) -> bool:
 OUTPUT_MARKERS = ("zarr.json", "checkpoint.json", "swarmcast_stage.json")
 
 
-def open_zarr_dataset(path: str | os.PathLike | UPath, **kwargs: object) -> xr.Dataset:
-    """``xr.open_zarr(path, **kwargs)``; a path that holds no Zarr store is an ``InputError``
-    naming it (zarr itself says "No group found" or raises a bare ``FileNotFoundError``)."""
-    import xarray as xr
+@contextmanager
+def named_store_errors(path: str | os.PathLike | UPath) -> Iterator[None]:
+    """Around opening the Zarr store at ``path``: zarr's errors become an ``InputError`` naming
+    it (zarr itself says "No group found", raises a bare ``FileNotFoundError`` or a
+    ``JSONDecodeError`` naming no file). Every reader of a user's store opens it through here."""
     import zarr
 
     try:
-        return xr.open_zarr(as_zarr(path), **kwargs)  # type: ignore[arg-type]
+        yield
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(damaged_metadata(path, err)) from None
     except (FileNotFoundError, zarr.errors.NodeNotFoundError):
         if not location(path).exists():
             raise InputNotFoundError(f"{as_zarr(path)}: no such store") from None
         raise InputError(f"{as_zarr(path)} is not a Zarr store (no zarr.json at its root)") from None
+
+
+def open_zarr_group(path: str | os.PathLike | UPath, **kwargs: object) -> zarr.Group:
+    """``zarr.open_group(path, mode="r", **kwargs)`` with ``named_store_errors``."""
+    import zarr
+
+    with named_store_errors(path):
+        return zarr.open_group(as_zarr(path), mode="r", **kwargs)  # type: ignore[arg-type]
+
+
+def open_zarr_dataset(path: str | os.PathLike | UPath, **kwargs: object) -> xr.Dataset:
+    """``xr.open_zarr(path, **kwargs)`` with ``named_store_errors``."""
+    import xarray as xr
+
+    with named_store_errors(path):
+        return xr.open_zarr(as_zarr(path), **kwargs)  # type: ignore[arg-type]
 
 
 def damaged_metadata(path: str | os.PathLike | UPath, err: Exception) -> str:
@@ -210,7 +230,9 @@ __all__ = [
     "is_remote",
     "is_url",
     "location",
+    "named_store_errors",
     "open_zarr_dataset",
+    "open_zarr_group",
     "output_exists",
     "publish",
     "remove",

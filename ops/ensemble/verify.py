@@ -15,8 +15,8 @@ import zarr
 from swarmcast.ops.ensemble.done_flags import DONE_ARRAY, done_units
 from swarmcast.ops.ensemble.receipts import damaged_units, shard_keys
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
-from swarmcast.ops.errors import InputError, InputNotFoundError
-from swarmcast.ops.storage import Location, as_zarr, location
+from swarmcast.ops.errors import InputError
+from swarmcast.ops.storage import Location, as_zarr, location, open_zarr_group
 
 ENSEMBLE_DIMS = ("init_time", "member", "lead_time", "lat", "lon")
 
@@ -52,12 +52,7 @@ def layout_of_store(path: str | os.PathLike | Location) -> EnsembleLayout:
     Raises ``InputError`` when ``path`` is not an ensemble store (no ``member_done`` mask or no
     variable with the ensemble dims).
     """
-    if not location(path).exists():
-        raise InputNotFoundError(f"{location(path)}: no such store")
-    try:
-        group = zarr.open_group(as_zarr(path), mode="r")
-    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
-        raise InputError(f"{location(path)} is not a Zarr store (no zarr.json at its root)") from None
+    group = open_zarr_group(path)
     if DONE_ARRAY not in group:
         raise InputError(f"{location(path)}: not an ensemble store (no {DONE_ARRAY} mask)")
     channels = tuple(

@@ -50,7 +50,7 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path, capsys):
     code, _, err = run_cli(["run", tmp_path / "nothing.yaml"], capsys)
     assert code == 2 and "pipeline file not found" in err and "Traceback" not in err
     code, _, err = run_cli(["inspect", tmp_path / "nope.zarr"], capsys)
-    assert code == 2 and "store not found" in err
+    assert code == 2 and f"{tmp_path / 'nope.zarr'}: no such store" in err
 
 
 def test_missing_input_fails_before_any_work(tmp_path, capsys):
