@@ -7,7 +7,8 @@ files and the store still claims every member is done, the lost members read as 
 fills an absent shard with the fill value) and a truncated one fails later with a checksum
 error that names no file. So before its done flag, a unit writes a *receipt*: a small JSON
 object ``member_done/receipts/<init>.<checkpoint>.<block>.json`` holding the key and size in
-bytes of every shard it wrote. It lives inside the ``member_done`` array's folder, where zarr
+bytes of every shard it wrote, and of its chunks of online-summary partials
+(``summary_partials``, written before the receipt too). It lives inside the ``member_done`` array's folder, where zarr
 looks only for ``zarr.json`` and chunk keys, so xarray and zarr ignore it; it adds one small
 object per unit, as the done flag does.
 
@@ -30,6 +31,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from swarmcast.ops.ensemble.objects import fetch_objects, object_sizes
+from swarmcast.ops.ensemble.summaries import PARTIALS
 
 if TYPE_CHECKING:
     from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
@@ -54,10 +56,26 @@ def shard_keys(group: zarr.Group, layout: EnsembleLayout, unit: Unit) -> list[st
     return keys
 
 
+def partial_keys(group: zarr.Group, layout: EnsembleLayout, unit: Unit) -> list[str]:
+    """Store keys of ``unit``'s chunks of every summary-partial array (none without summaries):
+    one chunk per (init time, unit) and array (``swarmcast.ops.ensemble.summaries``)."""
+    if PARTIALS not in group:
+        return []
+    part = group[PARTIALS]
+    assert isinstance(part, zarr.Group)
+    column = unit.checkpoint * layout.blocks_per_checkpoint + unit.block
+    keys = []
+    for name, arr in sorted(part.arrays()):
+        coords = (unit.init, column, *([0] * (arr.ndim - 2)))
+        keys.append(f"{PARTIALS}/{name}/{arr.metadata.encode_chunk_key(coords)}")
+    return keys
+
+
 def write_receipt(group: zarr.Group, layout: EnsembleLayout, unit: Unit) -> None:
-    """Record the size of each shard ``unit`` wrote; call after its data and before its done
-    flag. A shard zarr did not store (all fill value) is simply absent from the receipt."""
-    keys = shard_keys(group, layout, unit)
+    """Record the size of each shard and summary-partial chunk ``unit`` wrote; call after its
+    data and before its done flag. An object zarr did not store (all fill value, e.g. exceedance
+    counts of zero) is simply absent from the receipt."""
+    keys = shard_keys(group, layout, unit) + partial_keys(group, layout, unit)
     sizes = object_sizes(group.store, keys)
     body = {
         "unit": [unit.init, unit.checkpoint, unit.block],
@@ -92,13 +110,13 @@ def damaged_units(group: zarr.Group, layout: EnsembleLayout, units: Iterable[Uni
 def forget_done(group: zarr.Group, layout: EnsembleLayout, units: Iterable[Unit]) -> None:
     """Make ``units`` not done, so that they are computed again: clear the done flag first (a
     crash after it leaves a unit that is simply not done), then delete the receipt and every
-    shard of the unit. The shards go because zarr reads a shard's index before rewriting it,
+    shard and summary-partial chunk of the unit. The shards go because zarr reads a shard's index before rewriting it,
     even whole, and a damaged index would fail every rewrite."""
     flags = group["member_done"]
     assert isinstance(flags, zarr.Array)
     for unit in units:
         flags[unit.init, layout.member_slice(unit.checkpoint, unit.block)] = False
-        for key in [receipt_key(unit), *shard_keys(group, layout, unit)]:
+        for key in [receipt_key(unit), *shard_keys(group, layout, unit), *partial_keys(group, layout, unit)]:
             sync(group.store.delete(key))  # deleting an absent key is not an error
 
 
@@ -112,4 +130,4 @@ def _parse(raw: bytes | None) -> dict[str, int] | None:
         return None  # an unreadable receipt is treated as none: the presence check still runs
 
 
-__all__ = ["RECEIPTS", "damaged_units", "forget_done", "receipt_key", "shard_keys", "write_receipt"]
+__all__ = ["RECEIPTS", "damaged_units", "forget_done", "partial_keys", "receipt_key", "shard_keys", "write_receipt"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 
-from swarmcast.ops.ensemble.store import EnsembleLayout, create_ensemble_store
+from swarmcast.ops.ensemble.receipts import forget_done, receipt_key
+from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, UnitWriter, create_ensemble_store
 from swarmcast.ops.ensemble.summaries import (
     SummarySpec,
     UnitSummary,
@@ -15,6 +18,7 @@ from swarmcast.ops.ensemble.summaries import (
     merge_init,
     pooled_quantiles,
 )
+from swarmcast.ops.ensemble.verify import check_store, layout_of_store
 
 N_LEAD, NLAT, NLON = 3, 5, 8
 
@@ -136,3 +140,37 @@ def test_spec_validation():
         SummarySpec(("h",), (0.5, 0.1))
     with pytest.raises(ValueError, match="not summarised"):
         SummarySpec(("h",), (0.5,), {"u": [1.0]})
+
+
+def test_summary_partials_are_in_the_receipt_and_a_lost_one_is_found(tmp_path):
+    """Before, receipts covered member shards only: a deleted partial chunk merged as NaN."""
+    spec = SummarySpec(("h", "u"), (0.5,), {"u": [0.0]})
+    path = build(tmp_path, spec, n_units=2, block=3)
+    lay = layout_of_store(path)
+    rng = np.random.default_rng(0)
+    for unit in [u for u in lay.units() if u.init == 0]:
+        members = rng.normal(size=(3, N_LEAD, 2, NLAT, NLON)).astype("f4")
+        acc = UnitSummary(spec, ("h", "u"))
+        for lead in range(N_LEAD):
+            acc.add(members[:, lead][:, None])
+        acc.write(path, 0, unit.checkpoint)  # one block per checkpoint: the unit's column
+        writer = UnitWriter(path, lay, unit)
+        writer.write(members)
+        writer.finish()
+    unit = Unit(0, 1, 0)
+    on_disk = {  # brute force: every partial chunk file of the unit's column
+        str(f.relative_to(path)): f.stat().st_size
+        for f in (path / "summary_partials").rglob("*")
+        if f.is_file() and f.relative_to(path).parts[2:4] == ("c", "0") and f.relative_to(path).parts[4] == "1"
+    }
+    # mean, m2, min, max and quantiles of both variables, exceedance counts of u (h has no thresholds)
+    assert len(on_disk) == 11
+    receipt = json.loads((path / receipt_key(unit)).read_text())["shards"]
+    assert {k: v for k, v in receipt.items() if k.startswith("summary_partials/")} == on_disk
+    victim = sorted(on_disk)[0]
+    (path / victim).unlink()
+    check = check_store(path)
+    assert list(check.damage) == [unit] and check.damage[unit] == [f"{victim}: missing"]
+    forget_done(zarr.open_group(path, mode="r+", use_consolidated=False), lay, [unit])
+    assert not any((path / k).exists() for k in on_disk)  # rewritten whole when it is redone
+    assert check_store(path).damage == {}
