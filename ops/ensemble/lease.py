@@ -13,8 +13,10 @@ that ``submit`` and ``schedule`` send do), waits for it. A lease is *stale*, and
 over with a notice, when its heartbeat is older than ``stale_s`` or when its owner ran on this
 host and that process is gone (a killed driver is taken over at once on the machine it ran
 on). Taking a lease is an exclusive create (``set_if_not_exists``): on a local filesystem that
-is atomic, so of several runs starting together exactly one wins; on object stores without
-conditional writes it is a check then a write, which leaves a window of one round trip.
+is atomic, so of several runs starting together exactly one wins. On object stores zarr has
+no exclusive create (a check then a write), so a run that finds its own lease written waits
+``settle_s`` and reads it again: a rival whose check raced ours wrote within one round trip,
+and then the later write is the owner and the other run backs off.
 Taking over a stale lease deletes it only if it is still the one judged stale.
 
 ``--overwrite`` replaces a store only after taking its lease too: replacing a store under a
@@ -46,6 +48,9 @@ HEARTBEAT_S = 30.0
 STALE_S = 180.0
 POLL_S = 5.0
 """Seconds between looks at a busy lease while waiting for it."""
+SETTLE_S = 2.0
+"""Seconds a run waits before reading its lease back on a store without exclusive create: far
+longer than the round trip within which a racing write lands."""
 
 
 class StoreBusyError(InputError):
@@ -83,11 +88,12 @@ class StoreLease:
         *,
         heartbeat_s: float = HEARTBEAT_S,
         stale_s: float = STALE_S,
+        settle_s: float = SETTLE_S,
     ) -> None:
         if not 0 < heartbeat_s < stale_s:
             raise ValueError(f"the heartbeat ({heartbeat_s} s) must be positive and shorter than stale_s ({stale_s} s)")
         self.path, self.what = location(path), what
-        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
+        self.heartbeat_s, self.stale_s, self.settle_s = heartbeat_s, stale_s, settle_s
         self.run = uuid.uuid4().hex
         self.held = False
         self.lost = False
@@ -111,6 +117,9 @@ class StoreLease:
             me = LeaseOwner(self.run, socket.gethostname(), os.getpid(), self.what, now, now)
             sync(self._store.set_if_not_exists(LEASE_KEY, _encode(me)))
             holder = self._read()
+            if holder is not None and holder.run == self.run and not _exclusive(self._store):
+                time.sleep(self.settle_s)  # a rival's racing write lands meanwhile: read again
+                holder = self._read()
             if holder is not None and holder.run == self.run:
                 self.held = True
                 self._thread = threading.Thread(target=self._beat, args=(me,), name="store-lease", daemon=True)
@@ -190,6 +199,11 @@ def _stale(holder: LeaseOwner, now: float, stale_s: float) -> bool:
     return holder.host == socket.gethostname() and not _alive(holder.pid)
 
 
+def _exclusive(store: zarr.abc.store.Store) -> bool:
+    """Whether ``set_if_not_exists`` is an atomic exclusive create on ``store``."""
+    return isinstance(store, zarr.storage.LocalStore | zarr.storage.MemoryStore)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -219,4 +233,13 @@ def _encode(owner: LeaseOwner) -> zarr.core.buffer.Buffer:
     return default_buffer_prototype().buffer.from_bytes(json.dumps(asdict(owner), sort_keys=True).encode())
 
 
-__all__ = ["HEARTBEAT_S", "LEASE_KEY", "STALE_S", "LeaseOwner", "StoreBusyError", "StoreLease", "live_holder"]
+__all__ = [
+    "HEARTBEAT_S",
+    "LEASE_KEY",
+    "SETTLE_S",
+    "STALE_S",
+    "LeaseOwner",
+    "StoreBusyError",
+    "StoreLease",
+    "live_holder",
+]

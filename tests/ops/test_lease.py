@@ -7,10 +7,12 @@ import sys
 import threading
 import time
 
+import fsspec
 import pytest
 
 from support.ensembles import create
 from swarmcast.ops.ensemble.lease import LEASE_KEY, StoreBusyError, StoreLease, live_holder
+from swarmcast.ops.storage import location
 
 
 def plant(path, **fields) -> None:
@@ -91,8 +93,14 @@ def test_the_heartbeat_keeps_the_lease_fresh_and_stops_when_taken_over(tmp_path)
     assert json.loads((path / LEASE_KEY).read_text())["run"] == "other"
 
 
-def test_of_runs_starting_together_exactly_one_takes_the_lease(tmp_path):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_of_runs_starting_together_exactly_one_takes_the_lease(tmp_path, where, request):
+    """On S3 (moto's server) too, where zarr has no exclusive create."""
     path, _ = create(tmp_path)
+    if where == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        fsspec.filesystem("s3").put(str(path) + "/", f"{bucket}/ens.zarr".removeprefix("s3://"), recursive=True)
+        path = location(f"{bucket}/ens.zarr")
     gate, results = threading.Barrier(8), []
     leases = [StoreLease(path, f"run {i}") for i in range(8)]
 
@@ -138,3 +146,28 @@ def test_a_waiting_run_takes_the_lease_once_the_owner_releases_it(tmp_path):
     timer.join()
     assert time.time() - t0 >= 0.5
     assert len(said) == 1 and "waiting for hindcast stage 'tick 1' (pid" in said[0]
+
+
+def test_on_an_object_store_a_rival_write_that_raced_the_check_wins_and_this_run_backs_off(s3_bucket, tmp_path):
+    """Without exclusive create, two runs can both find no lease and both write one. A run
+    now reads its lease back after ``settle_s``; before, it held the lease at once, and so did
+    the rival whose write landed a moment later: two writers."""
+    local, _ = create(tmp_path)
+    fs = fsspec.filesystem("s3")
+    url = f"{s3_bucket}/ens.zarr"
+    fs.put(str(local) + "/", url.removeprefix("s3://"), recursive=True)
+    now = time.time()
+    rival = {"run": "rival", "host": "node-7", "pid": 1, "what": "hindcast stage 'b'", "started": now, "heartbeat": now}
+    key = f"{url.removeprefix('s3://')}/{LEASE_KEY}"
+
+    def racing_write() -> None:  # lands just after this run's own write, as a rival's would
+        while not fs.exists(key):
+            time.sleep(0.01)
+        fs.pipe(key, json.dumps(rival).encode())
+
+    lands = threading.Thread(target=racing_write)
+    lands.start()
+    with pytest.raises(StoreBusyError, match=r"being written by hindcast stage 'b' \(pid 1 on node-7"):
+        StoreLease(url, "hindcast stage 'a'", settle_s=1.5).take()
+    lands.join()
+    assert json.loads(fs.cat(key))["run"] == "rival"  # the rival's lease stands, untouched
