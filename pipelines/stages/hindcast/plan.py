@@ -28,8 +28,8 @@ from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ensemble.settings import ActorSettings
 
-if TYPE_CHECKING:  # the config module imports this one to run the stage
-    from swarmcast.pipelines.stages.hindcast.stage import HindcastConfig, PerturbationSettings, SummarySettings
+if TYPE_CHECKING:  # only for annotations: a plan is built from a checked config
+    from swarmcast.pipelines.stages.hindcast.config import HindcastConfig, PerturbationSettings, SummarySettings
 
 
 class HindcastPlan:

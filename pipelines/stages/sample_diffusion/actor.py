@@ -22,8 +22,8 @@ from swarmcast.ops.storage import as_zarr
 from swarmcast.pipelines.ensemble.actor_base import CheckpointUnitRunner
 from swarmcast.pipelines.stages.sample_diffusion.plan import HALLUCINATION, GenerativePlan
 
-if TYPE_CHECKING:  # the stage module imports this one
-    from swarmcast.pipelines.stages.sample_diffusion.stage import SampleDiffusionConfig
+if TYPE_CHECKING:  # only for annotations
+    from swarmcast.pipelines.stages.sample_diffusion.config import SampleDiffusionConfig
 
 
 def step_seed(member_seed: int, step: int) -> int:

@@ -26,8 +26,8 @@ from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.ensemble.settings import ActorSettings
 
-if TYPE_CHECKING:  # the config module imports this one to run the stage
-    from swarmcast.pipelines.stages.sample_diffusion.stage import SampleDiffusionConfig
+if TYPE_CHECKING:  # only for annotations: a plan is built from a checked config
+    from swarmcast.pipelines.stages.sample_diffusion.config import SampleDiffusionConfig
 
 HALLUCINATION = "hallucination"
 

@@ -21,8 +21,8 @@ from swarmcast.ops.storage import is_remote
 from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 
-if TYPE_CHECKING:  # the config module imports this one to run the stage
-    from swarmcast.pipelines.stages.train_diffusion.stage import TrainDiffusionConfig
+if TYPE_CHECKING:  # only for annotations: a plan is built from a checked config
+    from swarmcast.pipelines.stages.train_diffusion.config import TrainDiffusionConfig
 
 
 class DiffusionTrainingPlan:

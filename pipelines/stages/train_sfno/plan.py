@@ -18,8 +18,8 @@ from swarmcast.ops.sfno.model import SFNOConfig
 from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 
-if TYPE_CHECKING:  # the config module imports this one to run the stage
-    from swarmcast.pipelines.stages.train_sfno.stage import TrainSFNOConfig, Validation
+if TYPE_CHECKING:  # only for annotations: a plan is built from a checked config
+    from swarmcast.pipelines.stages.train_sfno.config import TrainSFNOConfig, Validation
 
 
 class SFNOTrainingPlan:
