@@ -276,9 +276,31 @@ def test_nan_in_a_state_members_start_from_is_refused_with_time_channel_and_coun
     block = h[i]
     block[:5, :10] = np.nan  # 50 points, as a user's store had
     h[i] = block
-    with pytest.raises(ConfigError, match=r"NaN or infinite values .*h at 2001-01-02T00:00: 50 of 512 points"):
+    with pytest.raises(ConfigError, match=r"unusable values .*h at 2001-01-02T00:00: 50 of 512 points NaN or infinite"):
         HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
     assert not (tmp_path / "hindcast.zarr").exists()
+
+
+def test_a_value_far_outside_the_training_data_is_refused_unless_the_check_is_off(inputs, tmp_path):
+    """A fill value left in a field (1e20) passed every check and blew the members up."""
+    store, ckpts = inputs
+    shutil.copytree(store, tmp_path / "data.zarr")
+    (tmp_path / "checkpoints").symlink_to(ckpts)
+    times = xr.open_zarr(tmp_path / "data.zarr")["time"].values
+    i = int(np.searchsorted(times, np.datetime64("2001-01-01T12", "ns")))  # breeding history of 18 h
+    u = zarr.open_array(tmp_path / "data.zarr" / "u", mode="r+")
+    block = u[i]
+    block[3, :7] = 1e20
+    u[i] = block
+    meta = json.loads((ckpts / "seed-0" / "checkpoint.json").read_text())
+    stats = meta["normalization"]["channels"]["u"]
+    lo, hi = stats["mean"] - 50 * stats["std"], stats["mean"] + 50 * stats["std"]
+    want = rf"u at 2001-01-01T12:00: 7 of 512 points outside \[{lo:.4g}, {hi:.4g}\]"
+    with pytest.raises(ConfigError, match=want):
+        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
+    HindcastPlan(HindcastConfig.model_validate({**STAGE, "plausible_sigmas": None}), StageContext(base=tmp_path))
+    with pytest.raises(ConfigError, match="outside"):  # 1e20 is beyond any sane setting too
+        HindcastPlan(HindcastConfig.model_validate({**STAGE, "plausible_sigmas": 1e6}), StageContext(base=tmp_path))
 
 
 @pytest.mark.distributed

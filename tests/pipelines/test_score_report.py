@@ -148,7 +148,7 @@ def test_a_truth_with_nan_at_a_valid_time_is_refused_or_skipped_when_asked(verif
     size = h[0].size
     with pytest.raises(
         ConfigError,
-        match=rf"truth: not finite at a valid time scored against: h at 2001-01-02T06:00: 50 of {size} points",
+        match=rf"truth: a valid time scored against is not usable: h at 2001-01-02T06:00: 50 of {size} points NaN",
     ):
         run(base, [score])
     assert not (tmp_path / "s.zarr").exists()

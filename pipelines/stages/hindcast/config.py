@@ -53,7 +53,7 @@ class HindcastConfig(StageConfig):
     """Parameters of the ``hindcast`` stage."""
 
     RESUMABLE: ClassVar[bool] = True
-    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"actors", "campaign"})
+    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"actors", "campaign", "plausible_sigmas"})
 
     kind: Literal["hindcast"] = "hindcast"
     """Stage kind."""
@@ -85,6 +85,10 @@ class HindcastConfig(StageConfig):
     """Date concurrency and priority."""
     seed: int | None = None
     """Run seed for member seeds; None: the pipeline seed."""
+    plausible_sigmas: float | None = Field(50.0, gt=0)
+    """Initial values further than this many standard deviations (of the checkpoints' training
+    data) from its mean are refused as broken (a fill value, a unit slip); None: no range check.
+    Raise it for heavy-tailed channels such as precipitation."""
 
     @model_validator(mode="after")
     def _members(self) -> HindcastConfig:

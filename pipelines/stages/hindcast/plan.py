@@ -16,7 +16,8 @@ import numpy as np
 
 from swarmcast.ops.checkpoint import FORECAST_KEYS, CheckpointError, check_compatible, read_meta, verify_weights
 from swarmcast.ops.data.channels import channel_info
-from swarmcast.ops.data.finite import nonfinite_states
+from swarmcast.ops.data.finite import bad_states
+from swarmcast.ops.data.normalization import Normalization
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.splits import whole_steps
 from swarmcast.ops.ensemble.rollout import saved_steps
@@ -76,7 +77,7 @@ class HindcastPlan:
         latest = config.init_times == "latest"
         self.inits = np.array([times.max()]) if latest else config.init_times.resolve()  # type: ignore[union-attr]
         self._check_history(times, self.inits)
-        self._check_finite(ds)
+        self._check_states(ds)
         self.seed_mask = self._seed_channels(config.perturbation)
         self.layout = self._layout(ds)
         self.run_seed = config.seed if config.seed is not None else ctx.seed
@@ -128,18 +129,37 @@ class HindcastPlan:
                 raise ConfigError(f"init_times: {t0} lacks {what} in {self.store} (missing {absent[:3]})")
             self.history_index.append([int(np.searchsorted(times, t)) for t in needed])
 
-    def _check_finite(self, ds: object, shown: int = 10) -> None:
-        """Refuse NaN or infinite values in any state a member starts from (the init states and
-        the breeding history), naming time, channel and count: they would spread to every member."""
-        bad = nonfinite_states(ds, [i for row in self.history_index for i in row])  # type: ignore[arg-type]
+    def _check_states(self, ds: object, shown: int = 10) -> None:
+        """Refuse unusable values in any state a member starts from (the init states and the
+        breeding history), naming time, channel and count: NaN or infinite values, or values
+        more than ``plausible_sigmas`` standard deviations from the mean of the data the
+        checkpoints were trained on (the shallow-water data stays within 4). Either spreads to
+        every member within a few steps."""
+        index = [i for row in self.history_index for i in row]
+        bad = bad_states(ds, index, bounds=self._plausible_bounds())  # type: ignore[arg-type]
         if bad:
             more = f" (and {len(bad) - shown} more)" if len(bad) > shown else ""
             raise ConfigError(
-                f"init_times: {self.store} has NaN or infinite values in states members start from: "
+                f"init_times: {self.store} has unusable values in states members start from: "
                 + "; ".join(str(b) for b in bad[:shown])
                 + more
                 + ". Fix the data, or leave those init times out"
             )
+
+    def _plausible_bounds(self) -> dict[str, tuple[float, float]]:
+        """Per channel, mean -/+ ``plausible_sigmas`` std of the checkpoints' training data (the
+        widest over checkpoints); none when the setting is None."""
+        bounds: dict[str, tuple[float, float]] = {}
+        sigmas = self.config.plausible_sigmas
+        if sigmas is None:
+            return bounds
+        for meta in self.metas:
+            mean, std = Normalization.from_attr(meta["normalization"]).arrays(self.channels)
+            for c, m, s in zip(self.channels, mean.tolist(), std.tolist(), strict=True):
+                lo, hi = m - sigmas * s, m + sigmas * s
+                old = bounds.get(c, (lo, hi))
+                bounds[c] = (min(lo, old[0]), max(hi, old[1]))
+        return bounds
 
     def _summary_spec(self, s: SummarySettings | None) -> SummarySpec | None:
         if s is None:

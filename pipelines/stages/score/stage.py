@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from swarmcast.ops import __version__
-from swarmcast.ops.data.finite import nonfinite_states
+from swarmcast.ops.data.finite import bad_states
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError
@@ -35,9 +35,9 @@ def _nonfinite_truth(config: ScoreConfig, ens: xr.Dataset, truth: xr.Dataset) ->
     times = truth["time"].values.astype("datetime64[ns]")
     valid = ens["valid_time"].values.astype("datetime64[ns]")  # (init, lead)
     where = {t: i for i, t in enumerate(times)}
-    bad = nonfinite_states(truth, [where[t] for t in np.unique(valid)])
+    bad = bad_states(truth, [where[t] for t in np.unique(valid)])
     if bad and config.nonfinite_truth == "refuse":
-        shown = [f"truth: not finite at a valid time scored against: {b}" for b in bad[:10]]
+        shown = [f"truth: a valid time scored against is not usable: {b}" for b in bad[:10]]
         more = [f"truth: ... and {len(bad) - 10} more states"] if len(bad) > 10 else []
         hint = "nonfinite_truth: set it to 'skip' to leave those init times out of the scores at those leads"
         raise ConfigError([*shown, *more, hint])
