@@ -18,57 +18,25 @@ import xarray as xr
 import yaml
 import zarr
 
-from support.checkpoints import write_untrained_checkpoint as write_checkpoint
+from support.hindcasts import STAGE, files, hindcast_inputs, run, workdir
 from support.processes import pids_running
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.lease import LEASE_KEY, StoreBusyError
 from swarmcast.ops.ensemble.rollout import run_unit
 from swarmcast.pipelines.cli import main
-from swarmcast.pipelines.config import ConfigError, parse_pipeline
+from swarmcast.pipelines.config import ConfigError
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.runner import run_pipeline
 from swarmcast.pipelines.stages.hindcast import HindcastConfig, HindcastPlan
 from swarmcast.pipelines.stages.hindcast.actor import make_perturbation
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 CH = ("h", "u", "v", "vo")
-STAGE = {
-    "kind": "hindcast",
-    "name": "hindcast",
-    "data": "data.zarr",
-    "checkpoints": "checkpoints",
-    "output": "hindcast.zarr",
-    "init_times": {"times": ["2001-01-01T18", "2001-01-02T00"]},
-    "lead_hours": 12,
-    "perturbation": {"kind": "bred-vector", "pairs": 2, "seed_channels": ["h"]},
-    "actors": {"cpus": 0.5},
-}
 
 
 @pytest.fixture(scope="module")
 def inputs(swe_store, tmp_path_factory):
-    base = tmp_path_factory.mktemp("hc-inputs")
-    for s in (0, 1):
-        write_checkpoint(base / "checkpoints" / f"seed-{s}", swe_store, s)
-    return swe_store, base / "checkpoints"
-
-
-def workdir(tmp_path: Path, inputs) -> Path:
-    store, ckpts = inputs
-    (tmp_path / "data.zarr").symlink_to(store)
-    (tmp_path / "checkpoints").symlink_to(ckpts)
-    return tmp_path
-
-
-def run(base: Path, stage: dict = STAGE, overwrite: bool = False, wait: bool = False) -> list[dict]:
-    raw = {"name": "hc", "seed": 3, "stages": [stage]}
-    ctx = StageContext(base=base, seed=3, overwrite=overwrite, pipeline_raw=raw, wait_for_store=wait)
-    return run_pipeline(parse_pipeline(raw), ctx)
-
-
-def files(store: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+    return hindcast_inputs(swe_store, tmp_path_factory.mktemp("hc-inputs"))
 
 
 @pytest.fixture(scope="module")
@@ -184,123 +152,6 @@ def test_killed_driver_then_rerun_gives_a_bit_identical_store(reference, inputs,
     for key in ref:
         if key != "zarr.json":  # root metadata holds the pipeline text, which differs (actors)
             assert got[key] == ref[key], key
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"init_times": {"times": ["2001-01-01T06"]}}, r"lacks the breeding history"),
-        ({"init_times": {"times": ["1999-01-01T00"]}}, r"lacks the init time"),
-        ({"lead_hours": 10}, r"lead_hours 10.0 is not a multiple of the model step \(6.0 h\)"),
-        ({"variables": ["h", "z500"]}, r"variables: \['z500'\] are not model channels"),
-        ({"perturbation": {"seed_channels": ["t2m"]}}, r"perturbation: channels \['t2m'\] are not model channels"),
-        ({"checkpoints": "nowhere"}, r"no checkpoint folders"),
-    ],
-)
-def test_bad_hindcast_inputs_fail_before_any_work(inputs, tmp_path, change, message):
-    base = workdir(tmp_path, inputs)
-    with pytest.raises(ConfigError, match=message):
-        HindcastPlan(HindcastConfig.model_validate({**STAGE, **change}), StageContext(base=base))
-    assert not (base / "hindcast.zarr").exists()
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"member_block": 2}, "member_block 2 must divide the 5 members"),
-        ({"perturbation": {"kind": "control", "pairs": 2}}, "makes no pairs"),
-        ({"perturbation": {"control": False, "pairs": 0}}, "no members"),
-        ({"init_times": {"start": "2001-01-02", "end": "2001-01-01"}}, "is before start"),
-    ],
-)
-def test_impossible_hindcast_configs(change, message):
-    with pytest.raises(ValueError, match=message):
-        HindcastConfig.model_validate({**STAGE, **change})
-
-
-def test_checkpoint_on_another_grid_is_refused(inputs, tmp_path):
-    store, _ = inputs
-    (tmp_path / "data.zarr").symlink_to(store)
-    write_checkpoint(tmp_path / "checkpoints" / "seed-9", store, 9, nlat=8, nlon=16)
-    with pytest.raises(ConfigError, match="seed-9: checkpoint grid 8x16 does not match the data grid 16x32"):
-        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
-
-
-def test_a_damaged_checkpoint_is_refused_before_the_store_exists(ray_session, inputs, tmp_path):
-    """Found by the coordinator, not the actors: the store never records a damaged checkpoint's
-    hash, so once the weights are restored the same run completes (on main it was refused as
-    "different checkpoints" after four actor retries)."""
-    store, ckpts = inputs
-    (tmp_path / "data.zarr").symlink_to(store)
-    shutil.copytree(ckpts, tmp_path / "checkpoints")
-    weights = tmp_path / "checkpoints" / "seed-1" / "weights.safetensors"
-    meta = tmp_path / "checkpoints" / "seed-0" / "checkpoint.json"
-    good_weights, good_meta = weights.read_bytes(), meta.read_text()
-    weights.write_bytes(good_weights[:-4] + b"\0\0\0\0")
-    meta.write_text(good_meta.replace('"validation_rmse"', '"no_rmse"'))
-    with pytest.raises(ConfigError) as err:
-        run(tmp_path)
-    assert "seed-1/weights.safetensors: does not match the hash in checkpoint.json" in str(err.value)
-    assert "seed-0/checkpoint.json: no 48h validation RMSE for ['h', 'u', 'v', 'vo']" in str(err.value)
-    assert not (tmp_path / "hindcast.zarr").exists()
-    weights.write_bytes(good_weights)
-    meta.write_text(good_meta)
-    (result,) = run(tmp_path)
-    assert result["computed"] == result["units"] == 4
-
-
-def test_a_control_only_hindcast_needs_no_validation_rmse(inputs, tmp_path):
-    from swarmcast.ops.perturbations import Control
-
-    store, ckpts = inputs
-    (tmp_path / "data.zarr").symlink_to(store)
-    shutil.copytree(ckpts, tmp_path / "checkpoints")
-    for meta_path in (tmp_path / "checkpoints").glob("*/checkpoint.json"):
-        meta = json.loads(meta_path.read_text())
-        del meta["validation_rmse"]
-        meta_path.write_text(json.dumps(meta))
-    control = {**STAGE, "perturbation": {"kind": "control", "pairs": 0}}
-    plan = HindcastPlan(HindcastConfig.model_validate(control), StageContext(base=tmp_path))
-    assert isinstance(make_perturbation(plan, plan.metas[0]), Control)
-    with pytest.raises(ConfigError, match="no 48h validation RMSE"):  # perturbed members need it
-        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
-
-
-def test_nan_in_a_state_members_start_from_is_refused_with_time_channel_and_count(inputs, tmp_path):
-    store, ckpts = inputs
-    shutil.copytree(store, tmp_path / "data.zarr")
-    (tmp_path / "checkpoints").symlink_to(ckpts)
-    times = xr.open_zarr(tmp_path / "data.zarr")["time"].values
-    i = int(np.searchsorted(times, np.datetime64("2001-01-02T00", "ns")))  # an init time
-    h = zarr.open_array(tmp_path / "data.zarr" / "h", mode="r+")
-    block = h[i]
-    block[:5, :10] = np.nan  # 50 points, as a user's store had
-    h[i] = block
-    with pytest.raises(ConfigError, match=r"unusable values .*h at 2001-01-02T00:00: 50 of 512 points NaN or infinite"):
-        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
-    assert not (tmp_path / "hindcast.zarr").exists()
-
-
-def test_a_value_far_outside_the_training_data_is_refused_unless_the_check_is_off(inputs, tmp_path):
-    """A fill value left in a field (1e20) passed every check and blew the members up."""
-    store, ckpts = inputs
-    shutil.copytree(store, tmp_path / "data.zarr")
-    (tmp_path / "checkpoints").symlink_to(ckpts)
-    times = xr.open_zarr(tmp_path / "data.zarr")["time"].values
-    i = int(np.searchsorted(times, np.datetime64("2001-01-01T12", "ns")))  # breeding history of 18 h
-    u = zarr.open_array(tmp_path / "data.zarr" / "u", mode="r+")
-    block = u[i]
-    block[3, :7] = 1e20
-    u[i] = block
-    meta = json.loads((ckpts / "seed-0" / "checkpoint.json").read_text())
-    stats = meta["normalization"]["channels"]["u"]
-    lo, hi = stats["mean"] - 50 * stats["std"], stats["mean"] + 50 * stats["std"]
-    want = rf"u at 2001-01-01T12:00: 7 of 512 points outside \[{lo:.4g}, {hi:.4g}\]"
-    with pytest.raises(ConfigError, match=want):
-        HindcastPlan(HindcastConfig.model_validate(STAGE), StageContext(base=tmp_path))
-    HindcastPlan(HindcastConfig.model_validate({**STAGE, "plausible_sigmas": None}), StageContext(base=tmp_path))
-    with pytest.raises(ConfigError, match="outside"):  # 1e20 is beyond any sane setting too
-        HindcastPlan(HindcastConfig.model_validate({**STAGE, "plausible_sigmas": 1e6}), StageContext(base=tmp_path))
 
 
 @pytest.mark.distributed
