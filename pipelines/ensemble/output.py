@@ -15,6 +15,7 @@ from swarmcast.ops.ensemble.lease import StoreLease
 from swarmcast.ops.ensemble.receipts import forget_done
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, create_ensemble_store, store_fingerprint
 from swarmcast.ops.ensemble.verify import check_store
+from swarmcast.ops.errors import OutputExistsError
 from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError
 from swarmcast.pipelines.context import StageContext
@@ -71,10 +72,15 @@ def open_ensemble_output(
         }
         try:
             create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
+        except OutputExistsError:
+            # another run published the store between our look and our create (two jobs of one
+            # pipeline started together): not an error; its fingerprint decides below
+            if ctx.overwrite:
+                raise
         finally:
             if replaced is not None:  # deletes its lease only where it is still this run's
                 replaced.release()
-        if store_fingerprint(out) != fingerprint:  # another run created it first, differently
+        if _without(store_fingerprint(out), run_settings) != fingerprint:  # made first, differently
             raise ConfigError(f"{out} was created meanwhile by another run of a different config")
     if lease is not None:  # before looking for work: a second run must not compute it too
         notice = lease.take(wait=ctx.wait_for_store, on_wait=print)
