@@ -7,7 +7,7 @@ coords ``valid_time(init_time, lead_time)``, per member ``checkpoint``, ``pertur
 Members are laid out checkpoint-major: member ``m`` belongs to checkpoint
 ``m // members_per_checkpoint``. A *work unit* is (init time, checkpoint, member block) and
 owns, by construction, whole shards of every variable — shards are ``(1, member_block,
-leads_per_shard, lat, lon)`` with inner chunks of one lead — and its own chunk of
+leads_per_shard, lat, lon)``, their inner chunks tiles of the grid (``chunking``) — and its own chunk of
 ``member_done`` (``(1, member_block)``). So no shard or chunk is ever written by two units, a
 reduction over members reads ``members / member_block`` objects per lead and variable, and
 the object count per init date stays bounded. The coordinator writes all metadata once;
@@ -33,6 +33,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.ensemble.chunking import check_tiles, leads_per_chunk, tile_shape
 from swarmcast.ops.ensemble.receipts import write_receipt
 from swarmcast.ops.errors import OutputExistsError
 from swarmcast.ops.storage import Location, as_zarr, discard, location, output_exists, publish, staging
@@ -62,6 +63,8 @@ class EnsembleLayout:
     """Members per work unit; divides members_per_checkpoint."""
     leads_per_shard: int
     """Leads per shard (a unit buffers this many leads before writing)."""
+    tiles: tuple[int, int] = (1, 1)
+    """(lat, lon) tiles of each shard's inner chunks (``swarmcast.ops.ensemble.chunking``)."""
 
     def __post_init__(self) -> None:
         mpc = self.members_per_checkpoint
@@ -71,6 +74,7 @@ class EnsembleLayout:
             raise ValueError(f"member_block {self.member_block} must divide the {mpc} members per checkpoint")
         if not 1 <= self.leads_per_shard <= len(self.lead_times):
             raise ValueError(f"leads_per_shard must be in 1..{len(self.lead_times)}")
+        check_tiles(self.tiles, len(self.lat), len(self.lon))
 
     @property
     def members_per_checkpoint(self) -> int:
@@ -96,7 +100,16 @@ class EnsembleLayout:
                     yield Unit(i, c, b)
 
     def shard_shape(self) -> tuple[int, ...]:
-        return (1, self.member_block, self.leads_per_shard, len(self.lat), len(self.lon))
+        """One unit's shard: the whole grid, padded up to whole tiles (zarr lets the last shard
+        along an axis run past the array's edge; the padding is never stored as data)."""
+        ny, nx = self.inner_shape()[3:]
+        return (1, self.member_block, self.leads_per_shard, ny * self.tiles[0], nx * self.tiles[1])
+
+    def inner_shape(self) -> tuple[int, ...]:
+        """The inner chunks zarr decodes one at a time: one tile over ``leads_per_chunk`` leads."""
+        ny, nx = tile_shape(len(self.lat), self.tiles[0]), tile_shape(len(self.lon), self.tiles[1])
+        leads = leads_per_chunk(self.member_block, self.leads_per_shard, ny * nx, self.tiles)
+        return (1, self.member_block, leads, ny, nx)
 
 
 @dataclass(frozen=True, order=True)
@@ -171,9 +184,8 @@ def create_ensemble_store(
         "seed": (("init_time", "member"), np.asarray(seeds, dtype="int64")),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=json.loads(json.dumps(dict(attrs))))
-    inner = (1, layout.member_block, 1, len(layout.lat), len(layout.lon))
     encoding: dict[str, dict] = {
-        c: {"chunks": inner, "shards": shard, "compressors": (COMPRESSOR,)} for c in layout.channels
+        c: {"chunks": layout.inner_shape(), "shards": shard, "compressors": (COMPRESSOR,)} for c in layout.channels
     }
     encoding["member_done"] = {"chunks": (1, layout.member_block)}
     encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}

@@ -70,6 +70,7 @@ def layout_of_store(path: str | os.PathLike | Location) -> EnsembleLayout:
     per_ckpt = len(member_ckpt) // len(checkpoints)
     done, first = group[DONE_ARRAY], group[channels[0]]
     assert isinstance(done, zarr.Array) and isinstance(first, zarr.Array)
+    shard = first.shards or first.chunks
     return EnsembleLayout(
         init_times=ds["init_time"].values,
         lead_times=ds["lead_time"].values,
@@ -81,6 +82,7 @@ def layout_of_store(path: str | os.PathLike | Location) -> EnsembleLayout:
         sign=ds["sign"].values[:per_ckpt],
         member_block=int(done.chunks[1]),
         leads_per_shard=int((first.shards or first.chunks)[2]),
+        tiles=(int(shard[3] // first.chunks[3]), int(shard[4] // first.chunks[4])),
     )
 
 

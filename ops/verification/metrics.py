@@ -4,8 +4,8 @@ Every function takes ``DataArray``s with a ``member`` dim (forecasts) and the sa
 (truth), and works on dask-backed data without loading it: pointwise scores are
 ``xr.apply_ufunc(..., dask="parallelized")`` over the kernels in
 ``swarmcast.kernels.ensemble_scores``, which need the member axis in one dask chunk per block.
-``open_ensemble`` opens our store that way (all members of one init time and lead per chunk,
-i.e. ``members / member_block`` stored objects per chunk) and honours ``member_done``.
+``open_ensemble`` opens our store that way (all members of one init time and the leads of one
+stored inner chunk per dask chunk) and honours ``member_done``.
 
 Units: scores carry the units of the variable (CRPS, RMSE, spread), its square (variance,
 MSE), or none (ratios, frequencies).
@@ -48,8 +48,10 @@ def open_ensemble(path: str | os.PathLike, *, require_complete: bool = True) -> 
     ``member_done`` is honoured: with ``require_complete`` (the default) init times with any
     unfinished member are dropped (and logged); otherwise unfinished members are set to NaN.
     """
-    # the stored inner chunks are (1 init, member_block, 1 lead, lat, lon); join the member blocks
-    ds = open_zarr_dataset(path, chunks={})
+    # dask chunks: one stored inner chunk's leads (one lead on large grids, several on small
+    # tiled ones: ``swarmcast.ops.ensemble.chunking``) of one member block, the whole grid, so
+    # one task reads each tile once; then the member blocks are joined
+    ds = open_zarr_dataset(path, chunks={"lat": -1, "lon": -1})
     ds = ds.assign_coords({c: ds[c].compute() for c in ds.coords})  # small: keep them in memory
     joined = {
         v: (a.dims, a.data.rechunk({a.dims.index(MEMBER): -1}), a.attrs)

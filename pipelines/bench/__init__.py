@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmcast.pipelines.bench import crps, hindcast, loader, sample, scale, storage_io, train
+from swarmcast.pipelines.bench import chunks, crps, hindcast, loader, sample, scale, storage_io, train
 from swarmcast.pipelines.bench.common import check_params
 from swarmcast.pipelines.config import ConfigError
 
@@ -41,6 +41,7 @@ BENCHES: dict[str, Bench] = {
     "crps": Bench(crps.run, crps.DEFAULTS, needs_ray=False),
     "sample": Bench(sample.run, sample.DEFAULTS, needs_ray=False),
     "scale": Bench(scale.run, scale.DEFAULTS, needs_ray=False),  # starts its own Ray
+    "chunks": Bench(chunks.run, chunks.DEFAULTS, needs_ray=False, check=chunks.check),
 }
 
 

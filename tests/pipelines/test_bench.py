@@ -94,6 +94,18 @@ def test_bench_crps_compares_with_scoringrules_on_the_same_array(capsys):
     assert result["ratio"] > 0
 
 
+def test_bench_chunks_counts_point_bytes_against_the_untiled_layout(capsys):
+    code = main(["bench", "chunks", "inits=2", "leads=3", "repeats=1"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "chunks" and result["tiles"] == [4, 4]
+    # a point over every member, init and lead: all of an untiled variable, ~1/16 of a tiled one
+    assert result["untiled"]["point_fraction"] > 0.99
+    assert result["tiled"]["point_fraction"] == pytest.approx(1 / 16, rel=0.2)
+    assert result["ratio"] > 0 and result["tiled"]["field_s"] > 0
+    assert main(["bench", "chunks", "tiles=4by4"]) == 2
+    assert "expected auto or LATxLON" in capsys.readouterr().err
+
+
 def test_bench_sample_measures_every_solver_on_the_mixture(capsys):
     code = main(["bench", "sample", "samples=4000", "nfe=[5, 10]"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from swarmcast.ops.checkpoint import CheckpointError, read_meta
 from swarmcast.ops.storage import Location
@@ -53,7 +53,7 @@ class HindcastConfig(StageConfig):
     """Parameters of the ``hindcast`` stage."""
 
     RESUMABLE: ClassVar[bool] = True
-    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"actors", "campaign", "plausible_sigmas"})
+    RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"actors", "campaign", "plausible_sigmas", "tiles"})
 
     kind: Literal["hindcast"] = "hindcast"
     """Stage kind."""
@@ -79,6 +79,9 @@ class HindcastConfig(StageConfig):
     """Members per work unit; None: all members of a checkpoint (must divide them)."""
     leads_per_shard: int | None = Field(None, ge=1)
     """Saved leads per shard; None: all (one shard per unit and variable)."""
+    tiles: Literal["auto"] | tuple[PositiveInt, PositiveInt] = "auto"
+    """(lat, lon) tiles of each stored field, so a point read fetches 1/(lat x lon tiles) of a
+    variable; "auto": 4 x 4 where the grid allows; [1, 1]: one map per inner chunk."""
     actors: ActorSettings = ActorSettings()
     """Actor resources."""
     campaign: CampaignSettings = CampaignSettings()

@@ -20,6 +20,7 @@ from swarmcast.ops.data.finite import bad_states
 from swarmcast.ops.data.normalization import Normalization
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.splits import whole_steps
+from swarmcast.ops.ensemble.chunking import auto_tiles, check_tiles
 from swarmcast.ops.ensemble.rollout import saved_steps
 from swarmcast.ops.ensemble.store import EnsembleLayout
 from swarmcast.ops.ensemble.summaries import SummarySpec, create_summary_arrays
@@ -197,17 +198,24 @@ class HindcastPlan:
         pattern = member_pattern(c.perturbation.pairs, control=c.perturbation.control)
         leads = np.array(saved_steps(self.n_steps, c.output_every)) * np.timedelta64(round(self.step_hours * 3600), "s")
         block = c.member_block or len(pattern)
+        lat, lon = ds["lat"].values, ds["lon"].values  # type: ignore[index]
+        tiles = auto_tiles(len(lat), len(lon)) if c.tiles == "auto" else tuple(c.tiles)
+        try:
+            check_tiles(tiles, len(lat), len(lon))  # type: ignore[arg-type]
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         return EnsembleLayout(
             init_times=self.inits,
             lead_times=leads.astype("timedelta64[ns]"),
-            lat=ds["lat"].values,  # type: ignore[index]
-            lon=ds["lon"].values,  # type: ignore[index]
+            lat=lat,
+            lon=lon,
             channels=tuple(self.channels[i] for i in self.keep),
             checkpoints=tuple(p.name for p in self.checkpoint_paths),
             perturbation=np.array([index for index, _ in pattern]),
             sign=np.array([sign for _, sign in pattern]),
             member_block=block,
             leads_per_shard=min(c.leads_per_shard or len(leads), len(leads)),
+            tiles=tiles,  # type: ignore[arg-type]
         )
 
     def seeds(self) -> np.ndarray:

@@ -18,6 +18,7 @@ from swarmcast.ops.checkpoint import CheckpointError, read_meta, verify_weights
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.splits import whole_steps
 from swarmcast.ops.diffusion.training import FORMAT
+from swarmcast.ops.ensemble.chunking import auto_tiles
 from swarmcast.ops.ensemble.store import EnsembleLayout
 from swarmcast.ops.perturbations.members import member_seed
 from swarmcast.ops.samplers import SOLVERS
@@ -80,6 +81,7 @@ class GenerativePlan:
             sign=np.zeros(config.members, dtype=int),
             member_block=block,
             leads_per_shard=self.n_steps + 1,
+            tiles=auto_tiles(ds.sizes["lat"], ds.sizes["lon"]),
         )
         self.run_seed = config.seed if config.seed is not None else ctx.seed
 
