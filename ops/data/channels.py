@@ -53,11 +53,26 @@ PRESSURE_LEVEL: dict[str, tuple[str, ChannelInfo]] = {
 
 # The embedded shallow-water "reanalysis" (a single layer, so no level suffix).
 SHALLOW_WATER: dict[str, ChannelInfo] = {
-    "h": ChannelInfo("m", "geopotential_height", "Fluid layer height"),
+    # the depth of one fluid layer: no CF standard name fits (geopotential_height is a height
+    # above the geoid in a real atmosphere), so none is claimed
+    "h": ChannelInfo("m", "", "Fluid layer depth"),
     "u": ChannelInfo("m s-1", "eastward_wind", "Eastward velocity"),
     "v": ChannelInfo("m s-1", "northward_wind", "Northward velocity"),
     "vo": ChannelInfo("s-1", "atmosphere_relative_vorticity", "Relative vorticity"),
 }
+
+
+def channel_attrs(channel: str) -> dict[str, str]:
+    """The CF attributes a store gives ``channel``'s variable: ``units`` and ``long_name``, and
+    ``standard_name`` only where one fits; none for a channel the catalogue does not know."""
+    info = channel_info(channel)
+    if info is None:
+        return {}
+    attrs = {"units": info.units, "long_name": info.long_name}
+    if info.standard_name:
+        attrs["standard_name"] = info.standard_name
+    return attrs
+
 
 _LEVEL_CHANNEL = re.compile(r"^(?P<prefix>[a-z]+?)(?P<level>\d+)$")
 

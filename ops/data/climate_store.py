@@ -20,7 +20,8 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.data.cf import LAT_ATTRS, LON_ATTRS, NO_FILL
+from swarmcast.ops.data.channels import channel_attrs
 from swarmcast.ops.errors import OutputExistsError
 from swarmcast.ops.storage import Location, discard, location, output_exists, publish, staging
 
@@ -51,25 +52,11 @@ def climate_template(
     chunks = (time_chunk, len(lat), len(lon))
     data_vars = {}
     for c in channels:
-        info = channel_info(c)
-        var_attrs = {}
-        if info is not None:
-            var_attrs = {"units": info.units, "long_name": info.long_name}
-            if info.standard_name:
-                var_attrs["standard_name"] = info.standard_name
-        data_vars[c] = (("time", "lat", "lon"), da.zeros(shape, chunks=chunks, dtype="float32"), var_attrs)
+        data_vars[c] = (("time", "lat", "lon"), da.zeros(shape, chunks=chunks, dtype="float32"), channel_attrs(c))
     coords: dict[str, object] = {
-        "time": ("time", times.astype("datetime64[ns]"), {"standard_name": "time"}),
-        "lat": (
-            "lat",
-            lat.astype("float64"),
-            {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"},
-        ),
-        "lon": (
-            "lon",
-            lon.astype("float64"),
-            {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"},
-        ),
+        "time": ("time", times.astype("datetime64[ns]"), {"standard_name": "time", "axis": "T"}),
+        "lat": ("lat", lat.astype("float64"), LAT_ATTRS),
+        "lon": ("lon", lon.astype("float64"), LON_ATTRS),
     }
     for name, values in (time_coords or {}).items():
         coords[name] = ("time", values)
@@ -95,6 +82,7 @@ class ClimateStoreWriter:
         self._tmp = staging(self.path)
         encoding = {c: {"compressors": (DEFAULT_COMPRESSOR,)} for c in self.channels}
         encoding["time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
+        encoding |= {c: NO_FILL for c in ("lat", "lon")}
         template.to_zarr(self._tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
         self._group = zarr.open_group(self._tmp, mode="r+")
         self._arrays = [self._group[c] for c in self.channels]

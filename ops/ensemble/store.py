@@ -32,7 +32,16 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.data.cf import (
+    INIT_TIME_ATTRS,
+    LAT_ATTRS,
+    LEAD_TIME_ATTRS,
+    LON_ATTRS,
+    MEMBER_ATTRS,
+    NO_FILL,
+    VALID_TIME_ATTRS,
+)
+from swarmcast.ops.data.channels import channel_attrs
 from swarmcast.ops.ensemble.chunking import check_tiles, leads_per_chunk, tile_shape
 from swarmcast.ops.ensemble.receipts import write_receipt
 from swarmcast.ops.errors import OutputExistsError
@@ -150,38 +159,41 @@ def create_ensemble_store(
     shard = layout.shard_shape()
     data_vars: dict[str, object] = {}
     for c in layout.channels:
-        info = channel_info(c)
-        var_attrs = {} if info is None else {"units": info.units, "long_name": info.long_name}
-        if info is not None and info.standard_name:
-            var_attrs["standard_name"] = info.standard_name
         data_vars[c] = (
             ("init_time", "member", "lead_time", "lat", "lon"),
             da.zeros(shape, chunks=-1, dtype="f4"),
-            var_attrs,
+            channel_attrs(c),
         )
     # Lazy and never computed (to_zarr(compute=False) writes metadata only), in one dask chunk:
     # chunked like the store, dask spent 24 s building the graph of 85,000 writes nobody runs
     # (92 dates x 7,424 members in blocks of 16; ``swarmcast bench scale``, "campaign").
     done = da.zeros((n_i, n_m), chunks=-1, dtype=bool)
-    data_vars["member_done"] = (("init_time", "member"), done, {"long_name": "member finished and fully written"})
+    data_vars["member_done"] = (
+        ("init_time", "member"),
+        done,
+        {
+            "long_name": "member finished and fully written",
+            "comment": "members not yet written read as NaN",
+        },
+    )
     ckpt_of = np.repeat(np.arange(len(layout.checkpoints)), layout.members_per_checkpoint)
     valid = layout.init_times[:, None] + layout.lead_times[None, :]
     coords = {
-        "init_time": (
-            "init_time",
-            layout.init_times.astype("datetime64[ns]"),
-            {"standard_name": "forecast_reference_time"},
-        ),
-        "lead_time": ("lead_time", layout.lead_times.astype("timedelta64[ns]"), {"standard_name": "forecast_period"}),
-        "valid_time": (("init_time", "lead_time"), valid.astype("datetime64[ns]"), {"standard_name": "time"}),
-        "member": ("member", np.arange(n_m), {"standard_name": "realization"}),
-        "lat": ("lat", layout.lat, {"units": "degrees_north", "standard_name": "latitude"}),
-        "lon": ("lon", layout.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        "init_time": ("init_time", layout.init_times.astype("datetime64[ns]"), INIT_TIME_ATTRS),
+        "lead_time": ("lead_time", layout.lead_times.astype("timedelta64[ns]"), LEAD_TIME_ATTRS),
+        "valid_time": (("init_time", "lead_time"), valid.astype("datetime64[ns]"), VALID_TIME_ATTRS),
+        "member": ("member", np.arange(n_m), MEMBER_ATTRS["member"]),
+        "lat": ("lat", layout.lat, LAT_ATTRS),
+        "lon": ("lon", layout.lon, LON_ATTRS),
         # variable-length strings: zarr v3 has a stable spec for them, not for fixed-width UTF-32
-        "checkpoint": ("member", np.array(layout.checkpoints, dtype=object)[ckpt_of]),
-        "perturbation": ("member", np.tile(layout.perturbation, len(layout.checkpoints)).astype("int32")),
-        "sign": ("member", np.tile(layout.sign, len(layout.checkpoints)).astype("int8")),
-        "seed": (("init_time", "member"), np.asarray(seeds, dtype="int64")),
+        "checkpoint": ("member", np.array(layout.checkpoints, dtype=object)[ckpt_of], MEMBER_ATTRS["checkpoint"]),
+        "perturbation": (
+            "member",
+            np.tile(layout.perturbation, len(layout.checkpoints)).astype("int32"),
+            MEMBER_ATTRS["perturbation"],
+        ),
+        "sign": ("member", np.tile(layout.sign, len(layout.checkpoints)).astype("int8"), MEMBER_ATTRS["sign"]),
+        "seed": (("init_time", "member"), np.asarray(seeds, dtype="int64"), MEMBER_ATTRS["seed"]),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=json.loads(json.dumps(dict(attrs))))
     encoding: dict[str, dict] = {
@@ -190,6 +202,7 @@ def create_ensemble_store(
     encoding["member_done"] = {"chunks": (1, layout.member_block)}
     encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
     encoding["valid_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
+    encoding |= {c: NO_FILL for c in ("lat", "lon")}
     # a staging folder of its own: another coordinator may be creating the same store right now
     tmp = staging(p, suffix=f".partial-{uuid.uuid4().hex[:12]}")
     try:

@@ -29,6 +29,8 @@ import numpy as np
 import zarr
 
 from swarmcast.kernels.moments import Moments
+from swarmcast.ops.data.cf import squared_units
+from swarmcast.ops.data.channels import channel_info
 from swarmcast.ops.storage import Location, as_zarr
 
 PARTIALS = "summary_partials"
@@ -77,8 +79,22 @@ def create_summary_arrays(
     part = root.create_group(PARTIALS)
     grid, q = (n_lead, nlat, nlon), len(spec.quantiles)
     per_unit = ["init_time", "unit", "lead_time", "lat", "lon"]
-    root.create_array("quantile", data=np.asarray(spec.quantiles), dimension_names=["quantile"])
-    _array(root, "summary_merged", (n_init,), (n_init,), "bool", ["init_time"], False)
+    root.create_array(
+        "quantile",
+        data=np.asarray(spec.quantiles),
+        dimension_names=["quantile"],
+        attributes={"long_name": "probability of the ensemble quantile", "units": "1"},
+    )
+    _array(
+        root,
+        "summary_merged",
+        (n_init,),
+        (n_init,),
+        "bool",
+        ["init_time"],
+        False,
+        long_name="summaries of the init time merged from all its units",
+    )
     for v in spec.variables:
         t = len(spec.thresholds_of(v))
         for stat, dtype in (("mean", "f8"), ("m2", "f8"), ("min", "f4"), ("max", "f4")):
@@ -89,7 +105,20 @@ def create_summary_arrays(
         _array(part, f"{v}_above", (n_init, n_units, t, *grid), (1, 1, max(t, 1), *grid), "i4", tdims, 0)
         dims = ["init_time", "lead_time", "lat", "lon"]
         u = units.get(v, "1")
-        _array(root, f"{v}_mean", (n_init, *grid), (1, *grid), "f4", dims, np.nan, long_name="ensemble mean", units=u)
+        info = channel_info(v)
+        of = f"{info.long_name.lower()} ({v})" if info is not None else v  # "fluid layer depth (h)"
+        _array(
+            root,
+            f"{v}_mean",
+            (n_init, *grid),
+            (1, *grid),
+            "f4",
+            dims,
+            np.nan,
+            long_name=f"ensemble mean of {of}",
+            units=u,
+            **({"standard_name": info.standard_name} if info is not None and info.standard_name else {}),
+        )
         _array(
             root,
             f"{v}_variance",
@@ -98,8 +127,8 @@ def create_summary_arrays(
             "f4",
             dims,
             np.nan,
-            long_name="ensemble variance (unbiased)",
-            units=f"({u})^2",
+            long_name=f"ensemble variance of {of} (unbiased)",
+            units=squared_units(u),
         )
         qd = [dims[0], "quantile", *dims[1:]]
         _array(
@@ -110,11 +139,16 @@ def create_summary_arrays(
             "f4",
             qd,
             np.nan,
-            long_name="ensemble quantile",
+            long_name=f"ensemble quantile of {of}",
             units=u,
         )
         tdim = f"threshold_{v}"
-        root.create_array(tdim, data=spec.thresholds_of(v), dimension_names=[tdim], attributes={"units": u})
+        root.create_array(
+            tdim,
+            data=spec.thresholds_of(v),
+            dimension_names=[tdim],
+            attributes={"units": u, "long_name": f"threshold of {of}"},
+        )
         _array(
             root,
             f"{v}_exceedance",
@@ -123,7 +157,7 @@ def create_summary_arrays(
             "f4",
             [dims[0], tdim, *dims[1:]],
             np.nan,
-            long_name="fraction of members above the threshold",
+            long_name=f"fraction of members with {of} above the threshold",
             units="1",
         )
 

@@ -134,7 +134,7 @@ def plot_skill_vs_size(scores: xr.Dataset, folder: Path) -> Figure:
     for ax, v in zip(axes[0], variables, strict=True):
         s = scores.sel(variable=v, region="global").isel(lead_time=last)
         ax.plot(sizes, s["rmse_by_size"], "o-", label="ensemble-mean RMSE")
-        ax.plot(sizes, s["crps_by_size"], "s-", label="empirical CRPS")
+        ax.plot(sizes, s["empirical_crps_by_size"], "s-", label="empirical CRPS")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(k) for k in sizes])
         ax.set(title=f"{v} at {lead:g} h", xlabel="ensemble size", ylabel=f"score [{_units(scores, v)}]")

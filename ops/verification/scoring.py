@@ -14,7 +14,7 @@ the root of the mean (WeatherBench2's RMSE form):
 * ``best_member_rmse``: root of the mean squared error of the closest member at each point;
 * ``spectrum_members`` / ``spectrum_ensemble_mean`` / ``spectrum_truth``: angular power C_l
   (global), averaged over members and init times;
-* ``rmse_by_size`` / ``crps_by_size``: means over ``bootstrap`` random sub-ensembles of each
+* ``rmse_by_size`` / ``empirical_crps_by_size``: means over ``bootstrap`` random sub-ensembles of each
   ``ensemble_size`` (drawn without replacement) of the ensemble-mean RMSE and the empirical
   (not fair) CRPS, which both fall as members are added; the fair CRPS would stay flat;
 * ``truth_blocks_skipped``: init times left out per variable and lead because the truth at
@@ -32,6 +32,7 @@ import xarray as xr
 from swarmcast.kernels import ensemble_scores as ks
 from swarmcast.kernels.ensemble_scores import expected_outlier_rate, spread_skill_ratio
 from swarmcast.kernels.spectra import angular_power_spectrum
+from swarmcast.ops.data.cf import LEAD_TIME_ATTRS, squared_units
 from swarmcast.ops.errors import UnknownNameError
 from swarmcast.ops.verification import metrics as ver
 
@@ -128,7 +129,7 @@ class _Accumulator:
             rmse_k.append(np.sqrt(self.size_mse[..., cols] / self.norm[..., None]).mean(axis=-1))
             crps_k.append((self.size_crps[..., cols] / self.norm[..., None]).mean(axis=-1))
             n += len(group)
-        out["rmse_by_size"], out["crps_by_size"] = np.stack(rmse_k, axis=-1), np.stack(crps_k, axis=-1)
+        out["rmse_by_size"], out["empirical_crps_by_size"] = np.stack(rmse_k, axis=-1), np.stack(crps_k, axis=-1)
         if self.spectra is not None:
             spec = self.spectra / self.blocks[None, :, None]
             out |= {"spectrum_members": spec[0], "spectrum_ensemble_mean": spec[1], "spectrum_truth": spec[2]}
@@ -204,12 +205,12 @@ _META = {
     "rmse": ("ensemble-mean root mean squared error", 1),
     "spread": ("ensemble spread (root mean unbiased variance)", 1),
     "ssr": ("spread-skill ratio, finite-ensemble corrected", 0),
-    "crps": ("fair continuous ranked probability score", 1),
+    "crps": ("fair CRPS: continuous ranked probability score, unbiased for an infinite ensemble", 1),
     "outlier_rate": ("fraction of area with the truth outside the ensemble range", 0),
     "best_member_rmse": ("RMSE of the closest member at each point", 1),
     "rank_histogram": ("area-weighted frequency of the truth's rank among members", 0),
     "rmse_by_size": ("ensemble-mean RMSE of random sub-ensembles (bootstrap mean)", 1),
-    "crps_by_size": ("empirical CRPS of random sub-ensembles (bootstrap mean)", 1),
+    "empirical_crps_by_size": ("empirical (not fair) CRPS of random sub-ensembles of each size, bootstrap mean", 1),
     "spectrum_members": ("angular power spectrum C_l of members", 2),
     "spectrum_ensemble_mean": ("angular power spectrum C_l of the ensemble mean", 2),
     "spectrum_truth": ("angular power spectrum C_l of the truth", 2),
@@ -218,12 +219,24 @@ _META = {
 _DIMS = {
     "rank_histogram": ("variable", "region", "lead_time", "rank"),
     "rmse_by_size": ("variable", "region", "lead_time", "ensemble_size"),
-    "crps_by_size": ("variable", "region", "lead_time", "ensemble_size"),
+    "empirical_crps_by_size": ("variable", "region", "lead_time", "ensemble_size"),
     "spectrum_members": ("variable", "lead_time", "degree"),
     "spectrum_ensemble_mean": ("variable", "lead_time", "degree"),
     "spectrum_truth": ("variable", "lead_time", "degree"),
     "truth_blocks_skipped": ("variable", "lead_time"),
 }
+
+
+def _units_attrs(units: Sequence[str], power: int) -> dict[str, str]:
+    """``units`` of a score whose values are in the variables' units to ``power`` (0: none,
+    1: the variable's, 2: squared): a UDUNITS string where every variable shares one; where
+    they differ no ``units`` (CF allows one per variable), and a comment naming the coordinate."""
+    if power == 0:
+        return {"units": "1"}
+    if len(set(units)) == 1:
+        return {"units": units[0] if power == 1 else squared_units(units[0])}
+    which = "the units" if power == 1 else "the square of the units"
+    return {"comment": f"in {which} of each variable: see the units coordinate"}
 
 
 def _assemble(
@@ -238,22 +251,26 @@ def _assemble(
     data_vars = {}
     for name, stack in per_var.items():
         long_name, power = _META[name]
-        unit = ["1", "units of the variable (coordinate 'units')", "square of the variable's units"][power]
+        attrs = {"long_name": long_name, **_units_attrs(units, power)}
         dims = _DIMS.get(name, ("variable", "region", "lead_time"))
-        data_vars[name] = (dims, np.stack(stack), {"long_name": long_name, "units": unit})
+        data_vars[name] = (dims, np.stack(stack), attrs)
     text = lambda items: np.array([str(i) for i in items], dtype=object)  # noqa: E731  (zarr v3 vlen strings)
     coords = {
-        "variable": text(variables),
-        "region": text(regions),
-        "lead_time": ensemble["lead_time"].values,
-        "rank": np.arange(members + 1),
-        "ensemble_size": np.asarray(sizes),
-        "units": ("variable", text(units)),
+        "variable": ("variable", text(variables), {"long_name": "forecast variable"}),
+        "region": ("region", text(regions), {"long_name": "latitude band the scores are area means over"}),
+        "lead_time": ("lead_time", ensemble["lead_time"].values, LEAD_TIME_ATTRS),
+        "rank": ("rank", np.arange(members + 1), {"long_name": "number of members below the truth", "units": "1"}),
+        "ensemble_size": ("ensemble_size", np.asarray(sizes), {"long_name": "members in the sub-ensemble"}),
+        "units": ("variable", text(units), {"long_name": "units of each forecast variable"}),
     }
     if "spectrum_members" in per_var:
-        coords["degree"] = np.arange(per_var["spectrum_members"][0].shape[-1])
+        degrees = np.arange(per_var["spectrum_members"][0].shape[-1])
+        coords["degree"] = ("degree", degrees, {"long_name": "spherical harmonic degree", "units": "1"})
     ds = xr.Dataset(data_vars, coords=coords)
-    ds["outlier_rate_expected"] = xr.DataArray(expected_outlier_rate(members), attrs={"long_name": "2 / (M + 1)"})
+    ds["outlier_rate_expected"] = xr.DataArray(
+        expected_outlier_rate(members),
+        attrs={"long_name": "outlier rate of a consistent ensemble of M members: 2 / (M + 1)", "units": "1"},
+    )
     ds.attrs.update(members=members, init_times=int(ensemble.sizes["init_time"]))
     return ds
 

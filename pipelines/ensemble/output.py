@@ -66,6 +66,7 @@ def open_ensemble_output(
             "Conventions": "CF-1.10",
             "title": attrs.get("title", "swarmcast ensemble"),
             "source": f"swarmcast {__version__}",
+            "history": f"written by the {fingerprint.get('kind', 'ensemble')} stage of swarmcast {__version__}",
             "swarmcast_stage": fingerprint,
             "pipeline": json.dumps(ctx.pipeline_raw),
             **{k: v for k, v in attrs.items() if k != "title"},

@@ -20,7 +20,6 @@ CANONICAL_UNITS = {
     "geopotential": "m2 s-2",
     "specific_humidity": "1",
     "relative_humidity": "1",
-    "geopotential_height": "m",
     "atmosphere_relative_vorticity": "s-1",
 }
 
@@ -31,7 +30,7 @@ INFOS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(INFOS))
+@pytest.mark.parametrize("name", sorted(n for n, info in INFOS.items() if info.standard_name))
 def test_units_convert_to_the_standard_names_canonical_units(name):
     info = INFOS[name]
     assert info.standard_name in CANONICAL_UNITS, f"{name}: add {info.standard_name!r} to the table"
@@ -42,3 +41,13 @@ def test_six_hourly_precipitation_is_a_water_depth_in_metres():
     """ERA5 and WeatherBench2 store precipitation as metres of water: a thickness, not a mass."""
     info = channel_info("tp06")
     assert (info.units, info.standard_name) == ("m", "lwe_thickness_of_precipitation_amount")
+
+
+def test_a_channel_no_standard_name_fits_claims_none():
+    """The shallow-water layer depth is not a geopotential height (a height above the geoid in
+    a real atmosphere): its attributes carry units and a long name only."""
+    from swarmcast.ops.data.channels import channel_attrs
+
+    assert channel_attrs("h") == {"units": "m", "long_name": "Fluid layer depth"}
+    assert channel_attrs("z500")["standard_name"] == "geopotential"
+    assert channel_attrs("not-a-channel") == {}

@@ -88,7 +88,8 @@ def test_merged_moments_and_exceedance_equal_those_of_all_members(tmp_path, n_un
     assert ds["summary_merged"].values.tolist() == [True, False]
     assert np.isnan(ds["h_mean"].isel(init_time=1).values).all()  # not merged: NaN, not zeros
     assert list(ds["threshold_u"].values) == [-0.5, 0.0, 1.0] and ds.sizes["threshold_h"] == 0
-    assert ds["u_variance"].attrs["units"] == "(m s-1)^2"
+    assert ds["u_variance"].attrs["units"] == "m2 s-2"  # UDUNITS, as a CF checker parses it
+    assert ds["u_mean"].attrs["long_name"] == "ensemble mean of eastward velocity (u)"
 
 
 def test_partials_are_one_chunk_per_unit(tmp_path):

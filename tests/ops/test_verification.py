@@ -156,7 +156,7 @@ def test_calibrated_ensemble_scores_like_theory_and_underdispersed_does_not(tmp_
     assert u[0] > 2.5 / 9 and u[-1] > 2.5 / 9
     # adding members helps: the empirical CRPS and ensemble-mean RMSE fall with ensemble size
     assert list(g["ensemble_size"].values) == default_ensemble_sizes(8) == [2, 4, 8]
-    assert np.all(np.diff(g["crps_by_size"].values, axis=-1) < 0)
+    assert np.all(np.diff(g["empirical_crps_by_size"].values, axis=-1) < 0)
     assert np.all(np.diff(g["rmse_by_size"].values, axis=-1) < 0)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from support.cf_check import cf_failures, to_netcdf
 from support.checkpoints import write_untrained_checkpoint
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
@@ -41,7 +42,7 @@ def base(ray_session, swe_store, tmp_path_factory):
     return base
 
 
-def test_merged_summaries_equal_statistics_of_the_stored_members(base):
+def test_merged_summaries_equal_statistics_of_the_stored_members(base, tmp_path):
     (result,) = run(base, {**STAGE, "output": "full.zarr"})
     assert result["summaries_merged"] == 2
     ds = xr.open_zarr(base / "full.zarr")
@@ -57,6 +58,10 @@ def test_merged_summaries_equal_statistics_of_the_stored_members(base):
     q = ds["h_quantile"].values
     h = ds["h"].values
     assert np.all(q >= h.min(axis=1)[:, None] - 1e-3) and np.all(q <= h.max(axis=1)[:, None] + 1e-3)
+    # the summaries pass a CF checker too (dimension order as in test_score_report: init_time first)
+    export = ds.drop_vars(["h", "u", "v", "vo"]).isel(init_time=[0])
+    assert not cf_failures(to_netcdf(export, tmp_path / "summaries.nc"), ("§2.4 Dimensions",))
+    assert ds["u_variance"].attrs["long_name"] == "ensemble variance of eastward velocity (u) (unbiased)"
 
 
 def test_summaries_only_store_keeps_no_members_but_the_same_statistics(base):

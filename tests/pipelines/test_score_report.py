@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from PIL import Image
 
+from support.cf_check import cf_failures, to_netcdf
 from support.checkpoints import write_untrained_checkpoint
 from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.pipelines.cli import main
@@ -219,3 +220,18 @@ def test_the_readmes_analysis_runs_as_written_on_real_outputs(verified, tmp_path
     assert not hasattr(got["ens"]["checkpoint"].data, "dask")
     with pytest.raises(KeyError, match="no forecast in this store is valid at 2001-02-01"):
         got["ens"].swarmcast.at_valid_time("2001-02-01")
+
+
+@pytest.mark.parametrize("store", ["data.zarr", "hindcast.zarr", "scores.zarr"])
+def test_every_store_passes_the_cf_checker_and_names_no_machine_path(verified, tmp_path, store):
+    base, _ = verified
+    ds = xr.open_zarr(base / store)
+    if "init_time" in ds.dims:
+        ds = ds.isel(init_time=[0])
+    # CF recommends, and does not require, T, Z, Y, X as the last dims: forecast stores lead with
+    # init_time (WeatherBench2 and earth2studio do too), so reads of one init time are contiguous
+    tolerated = ("§2.4 Dimensions",) if store == "hindcast.zarr" else ()
+    failures = cf_failures(to_netcdf(ds, tmp_path / f"{store}.nc"), tolerated)
+    assert not failures, "\n".join(failures)
+    text = json.dumps(ds.attrs) + json.dumps({k: v.attrs for k, v in ds.variables.items()})
+    assert str(base) not in text and str(Path.home()) not in text

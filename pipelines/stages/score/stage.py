@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from swarmcast.ops import __version__
+from swarmcast.ops.data.cf import portable_path
 from swarmcast.ops.data.finite import bad_states
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.verify import check_store
@@ -132,8 +133,9 @@ def run(config: ScoreConfig, ctx: StageContext) -> dict:
         Conventions="CF-1.10",
         title="swarmcast ensemble scores",
         source=f"swarmcast {__version__}",
-        forecast=str(resolve_path(ctx.base, config.forecast)),
-        truth=str(resolve_path(ctx.base, config.truth)),
+        history=f"scored by the score stage of swarmcast {__version__}",
+        forecast=portable_path(config.forecast),  # as the pipeline names them, never this machine's folders
+        truth=portable_path(config.truth),
         swarmcast_stage=json.dumps(ctx.fingerprint(config)),
         pipeline=json.dumps(ctx.pipeline_raw),
     )

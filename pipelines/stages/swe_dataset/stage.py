@@ -56,6 +56,7 @@ def run(config: SWEDatasetConfig, ctx: StageContext) -> dict:
         time_coords={"trajectory": trajectory},
         time_chunk=time_chunk,
     )
+    template["trajectory"].attrs["long_name"] = "shallow-water trajectory the state belongs to (one per year)"
     writer = ClimateStoreWriter(out, template, overwrite=ctx.overwrite)
     try:
         gens = [

@@ -17,6 +17,7 @@ import torch
 
 from swarmcast.kernels.sphere import quadrature_weights
 from swarmcast.ops.checkpoint import save_model, store_metadata_hash
+from swarmcast.ops.data.cf import portable_path
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.windows import read_windows
 from swarmcast.ops.optim import OptimConfig, make_optimizer
@@ -130,7 +131,7 @@ class SFNOTrainer(Trainer):
             "time_step_hours": config.step_hours,
             "normalization": plan.normalization.to_attr(),
             "data": {
-                "store": str(plan.store),
+                "store": portable_path(self.config.data),  # as the pipeline names it: no machine path
                 "metadata_sha256": store_metadata_hash(plan.store),
                 "validation": [str(plan.val_start), str(plan.val_end)],
                 "validation_windows": len(plan.val_starts),
