@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("overrides", nargs="*", help="key=value overrides of the demo pipeline")
     _add_run_options(demo)
 
-    insp = sub.add_parser("inspect", help="describe a store swarmcast wrote")
+    insp = sub.add_parser("inspect", help="describe a store, checkpoint folder or report swarmcast wrote")
     insp.add_argument("path")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -146,10 +146,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from swarmcast.ops.inspect import describe_store, format_description
+    from swarmcast.ops.inspect import describe
 
-    d = describe_store(args.path)
-    print(json.dumps(d, indent=2, default=str) if args.json else format_description(d))
+    d, text = describe(args.path)
+    print(json.dumps(d, indent=2, default=str) if args.json else text)
     return 0
 
 

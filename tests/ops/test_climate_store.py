@@ -3,7 +3,7 @@ import pytest
 import xarray as xr
 
 from swarmcast.ops.data.climate_store import ClimateStoreWriter, climate_template
-from swarmcast.ops.inspect import describe_store, format_description
+from swarmcast.ops.inspect.stores import describe_store, format_description
 
 
 def _template(n_times: int = 10, chunk: int = 4) -> xr.Dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,36 @@ def test_every_store_passes_the_cf_checker_and_names_no_machine_path(verified, t
     assert not failures, "\n".join(failures)
     text = json.dumps(ds.attrs) + json.dumps({k: v.attrs for k, v in ds.variables.items()})
     assert str(base) not in text and str(Path.home()) not in text
+
+
+def test_inspect_speaks_in_dates_hours_and_members_and_knows_checkpoints_and_reports(verified, tmp_path, capsys):
+    base, _ = verified
+    code = main(["inspect", str(base / "hindcast.zarr")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "init_time  3: 2001-01-01T18:00 to 2001-01-02T06:00 every 6 h" in out
+    assert "lead_time  3: 0 h to 12 h every 6 h" in out and "checkpoint 2: seed-0, seed-1, 5 members each" in out
+    assert "h              (init_time, member, lead_time, lat, lon) float32 [m] Fluid layer depth" in out
+    assert "shards of 5 members x 3 leads, tiles 4 x 4 over 3 lead(s), a point reads 1/16" in out
+
+    assert main(["inspect", str(base / "checkpoints")]) == 0
+    out = capsys.readouterr().out
+    meta = json.loads((base / "checkpoints" / "seed-1" / "checkpoint.json").read_text())
+    assert out.startswith(f"{base / 'checkpoints'}: 2 checkpoint(s)")
+    row = [line.split() for line in out.splitlines() if line.strip().startswith("model 48h")][-1]  # seed-1's
+    want = [meta["validation_rmse"]["48h"][c] for c in ("h", "u", "v", "vo")]
+    np.testing.assert_allclose([float(x) for x in row[2:]], want, rtol=1e-3)
+
+    report = tmp_path / "report"
+    shutil.copytree(base / "report", report)
+    (report / "spectra.png").unlink()
+    assert main(["inspect", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert f"report 'swarmcast ensemble verification', {len(list(report.glob('*.png')))} figures" in out
+    assert "10 members, 3 init times, forecast hindcast.zarr, truth data.zarr." in out
+    assert "index.html names 1 figures that are missing: spectra.png" in out
+
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "not a Zarr store, a checkpoint folder (checkpoint.json) or a report folder (index.html)" in (
+        capsys.readouterr().err
+    )

@@ -1,4 +1,6 @@
-"""Describe any store swarmcast writes: dims, variables, chunking/sharding, size, objects."""
+"""Describe any store swarmcast writes: its axes in human units (dates, leads in hours,
+members by checkpoint), variables with units, the layout of an ensemble store in words, and
+(in ``--json``) the raw chunks, shards and codecs."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import numpy as np
 
 from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError
-from swarmcast.ops.storage import Location, is_remote, location, open_zarr_group
+from swarmcast.ops.storage import Location, is_remote, location, open_zarr_dataset, open_zarr_group
 
 
 def _disk_usage(path: Location) -> tuple[int, int]:
@@ -31,6 +33,47 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} PiB"
+
+
+_AXES = ("time", "init_time", "lead_time", "member", "checkpoint", "lat", "lon", "region", "variable")
+
+
+def _hours(td: np.ndarray) -> np.ndarray:
+    return td.astype("timedelta64[s]").astype(np.int64) / 3600
+
+
+def _axis(name: str, values: np.ndarray) -> str:
+    """One line for a decoded coordinate: its range and step, or its labels."""
+    if values.size == 0:
+        return ""
+    if values.dtype.kind == "M":  # time, init_time
+        t = values.astype("datetime64[m]")
+        if t.size == 1:
+            return f"1: {t[0]}"
+        steps, counts = np.unique(_hours(np.diff(t)), return_counts=True)
+        step = steps[counts.argmax()]
+        other = int(counts.sum() - counts.max())
+        gaps = f" ({other} gaps)" if other else ""
+        return f"{t.size}: {t[0]} to {t[-1]} every {step:g} h{gaps}"
+    if values.dtype.kind == "m":  # lead_time
+        h = _hours(values)
+        step = f" every {h[1] - h[0]:g} h" if h.size > 1 and np.allclose(np.diff(h), h[1] - h[0]) else ""
+        return f"{h.size}: {h[0]:g} h to {h[-1]:g} h{step}"
+    if values.dtype.kind in "OUST":
+        labels = list(dict.fromkeys(str(x) for x in values))
+        shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
+        per = f", {values.size // len(labels)} members each" if name == "checkpoint" else ""
+        return f"{len(labels)}: {shown}{per}"
+    return f"{values.size}: {values.min():g} to {values.max():g}"
+
+
+def _axes(p: Location) -> dict[str, str]:
+    """Decoded coordinates in words (none where xarray cannot open the store)."""
+    try:
+        ds = open_zarr_dataset(p, chunks=None)
+    except (InputError, ValueError, KeyError, TypeError):
+        return {}
+    return {n: _axis(n, ds[n].values) for n in _AXES if n in ds.variables and ds[n].ndim == 1}
 
 
 def describe_store(path: str | os.PathLike | Location) -> dict:
@@ -64,6 +107,7 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
             "attrs": {k: v for k, v in arr.attrs.items() if not k.startswith("_")},
         }
     size, objects = _disk_usage(p)
+    axes = _axes(p)
     out = {
         "path": str(p),
         "zarr_format": group.metadata.zarr_format,
@@ -72,6 +116,7 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
         "attrs": sorted(group.attrs.keys()),
         "bytes": size,
         "objects": objects,
+        "axes": {k: v for k, v in axes.items() if v},
     }
     if "member_done" in variables:
         done = np.asarray(group["member_done"][...], dtype=bool)
@@ -81,6 +126,20 @@ def describe_store(path: str | os.PathLike | Location) -> dict:
     return out
 
 
+def _layout(v: dict) -> str:
+    """How a variable is stored, in words: shards of whole units with tiled inner chunks
+    (ensemble variables), otherwise its chunk shape."""
+    chunks, shards = tuple(v["chunks"]), v["shards"]
+    if shards and len(shards) == 5:  # (init, member block, leads, lat, lon): an ensemble variable
+        tiles = (shards[3] // chunks[3], shards[4] // chunks[4])
+        point = f", a point reads 1/{tiles[0] * tiles[1]}" if tiles != (1, 1) else ", untiled"
+        return (
+            f"shards of {shards[1]} members x {shards[2]} leads, tiles {tiles[0]} x {tiles[1]} "
+            f"over {chunks[2]} lead(s){point}"
+        )
+    return f"chunks {chunks}" + (f", shards {tuple(shards)}" if shards else "")
+
+
 def format_description(d: dict) -> str:
     """Human-readable text of ``describe_store``'s result."""
     lines = [
@@ -88,14 +147,18 @@ def format_description(d: dict) -> str:
         "dims: " + ", ".join(f"{k}={v}" for k, v in d["dims"].items()),
         "variables:",
     ]
+    lines[1:1] = [f"  {name:<10} {text}" for name, text in d.get("axes", {}).items()]
     for name, v in d["variables"].items():
-        layout = f"chunks {tuple(v['chunks'])}"
-        if v["shards"]:
-            layout += f", shards {tuple(v['shards'])}"
+        if name in d.get("axes", {}) or name in ("valid_time", "perturbation", "sign", "seed"):
+            continue
         units = v["attrs"].get("units", "")
+        described = v["attrs"].get("long_name", "")
         comp = "+".join(v["compressors"]) or "uncompressed"
         lines.append(
-            f"  {name:<14} ({', '.join(v['dims'])}) {v['dtype']:<8} {layout}, {comp}" + (f" [{units}]" if units else "")
+            f"  {name:<14} ({', '.join(v['dims'])}) {v['dtype']}"
+            + (f" [{units}]" if units else "")
+            + (f" {described}" if described else "")
+            + f"; {_layout(v)}, {comp}"
         )
     lines.append("attributes: " + ", ".join(d["attrs"]))
     if "members_done" in d:
