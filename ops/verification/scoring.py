@@ -35,6 +35,7 @@ from swarmcast.kernels.spectra import angular_power_spectrum
 from swarmcast.ops.data.cf import LEAD_TIME_ATTRS, squared_units
 from swarmcast.ops.errors import UnknownNameError
 from swarmcast.ops.verification import metrics as ver
+from swarmcast.ops.verification.breakdowns import Breakdowns
 
 
 def default_ensemble_sizes(members: int) -> list[int]:
@@ -155,6 +156,7 @@ def score_ensemble(
     spectra: bool = True,
     seed: int = 0,
     skip: Mapping[str, np.ndarray] | None = None,
+    climatology: Mapping[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
     """Scores of ``variables`` of ``ensemble`` (``open_ensemble``) against ``truth`` (``align_truth``).
 
@@ -162,7 +164,10 @@ def score_ensemble(
     M x lat x lon float64 whatever the store's size. Float64 throughout: the ensemble mean of
     centred +/- pairs cancels to rounding, which float32 would show. ``skip``: per variable, a
     bool (init_time, lead_time) mask of blocks left out (the truth there is not finite); the
-    count left out per variable and lead is stored as ``truth_blocks_skipped``.
+    count left out per variable and lead is stored as ``truth_blocks_skipped``. Breakdowns per
+    init time and checkpoint and the persistence and climatology references are scored too
+    (``swarmcast.ops.verification.breakdowns``); ``climatology``: per variable a (lat, lon)
+    field, by default the mean of ``truth`` over the init times it holds.
     """
     m = ensemble.sizes[ver.MEMBER]
     if m < 2:
@@ -178,6 +183,11 @@ def score_ensemble(
     for v in variables:
         draws = _draws(m, sizes, bootstrap, np.random.default_rng(seed))
         acc = _Accumulator(ensemble["lat"].values, regions, n_lead, m, draws)
+        parts = Breakdowns(acc.weights, n_init, n_lead, ensemble["checkpoint"].values)
+        clim = np.asarray(
+            climatology[v] if climatology is not None else truth[v].isel(lead_time=0).mean("init_time").values,
+            dtype=np.float64,
+        )
         fc = ensemble[v].transpose("init_time", "lead_time", ver.MEMBER, "lat", "lon")
         obs = truth[v].transpose("init_time", "lead_time", "lat", "lon")
         left_out = np.zeros((n_init, n_lead), bool) if skip is None or v not in skip else np.asarray(skip[v], bool)
@@ -194,8 +204,9 @@ def score_ensemble(
                     x = np.asarray(slab[j - lo], dtype=np.float64)
                     y = np.asarray(obs[i, j].values, dtype=np.float64)
                     acc.add(j, x, y, np.random.default_rng([seed, i, j]), spectra)
+                    parts.add(i, j, x, y, np.asarray(obs[i, 0].values, dtype=np.float64), clim)
                 lo += span
-        for name, value in acc.result().items():
+        for name, value in (acc.result() | parts.result()).items():
             per_var.setdefault(name, []).append(value)
         per_var.setdefault("truth_blocks_skipped", []).append(left_out.sum(axis=0))
     return _assemble(ensemble, variables, regions, sizes, per_var, m)
@@ -215,6 +226,16 @@ _META = {
     "spectrum_ensemble_mean": ("angular power spectrum C_l of the ensemble mean", 2),
     "spectrum_truth": ("angular power spectrum C_l of the truth", 2),
     "truth_blocks_skipped": ("init times left out of the scores: truth not finite at the valid time", 0),
+    "crps_per_init": ("fair CRPS of each init time", 1),
+    "mse_per_init": ("ensemble-mean squared error of each init time", 2),
+    "variance_per_init": ("mean unbiased member variance of each init time", 2),
+    "crps_per_checkpoint": ("fair CRPS of each checkpoint's members alone", 1),
+    "rmse_per_checkpoint": ("ensemble-mean RMSE of each checkpoint's members alone", 1),
+    "spread_per_checkpoint": ("spread of each checkpoint's members alone", 1),
+    "persistence_rmse": ("RMSE of persistence (the truth at the init time)", 1),
+    "persistence_crps": ("CRPS (mean absolute error) of persistence", 1),
+    "climatology_rmse": ("RMSE of climatology (a mean field of the truth)", 1),
+    "climatology_crps": ("CRPS (mean absolute error) of climatology", 1),
 }
 _DIMS = {
     "rank_histogram": ("variable", "region", "lead_time", "rank"),
@@ -224,6 +245,8 @@ _DIMS = {
     "spectrum_ensemble_mean": ("variable", "lead_time", "degree"),
     "spectrum_truth": ("variable", "lead_time", "degree"),
     "truth_blocks_skipped": ("variable", "lead_time"),
+    **{f"{k}_per_init": ("variable", "region", "lead_time", "init_time") for k in ("crps", "mse", "variance")},
+    **{f"{k}_per_checkpoint": ("variable", "region", "lead_time", "checkpoint") for k in ("crps", "rmse", "spread")},
 }
 
 
@@ -262,6 +285,12 @@ def _assemble(
         "rank": ("rank", np.arange(members + 1), {"long_name": "number of members below the truth", "units": "1"}),
         "ensemble_size": ("ensemble_size", np.asarray(sizes), {"long_name": "members in the sub-ensemble"}),
         "units": ("variable", text(units), {"long_name": "units of each forecast variable"}),
+        "init_time": ("init_time", ensemble["init_time"].values, {"standard_name": "forecast_reference_time"}),
+        "checkpoint": (
+            "checkpoint",
+            text(dict.fromkeys(str(c) for c in ensemble["checkpoint"].values)),
+            {"long_name": "model checkpoint"},
+        ),
     }
     if "spectrum_members" in per_var:
         degrees = np.arange(per_var["spectrum_members"][0].shape[-1])

@@ -76,6 +76,21 @@ def check_scores_against_memory(base: Path, variables: tuple[str, ...]) -> None:
             np.testing.assert_allclose(float(got["spread"]), np.sqrt(var), **tol)
             if j:  # at lead 0 the +/- pairs centre exactly on the analysis: no error to divide by
                 np.testing.assert_allclose(float(got["ssr"]), np.sqrt((m + 1) / m * var / mse), rtol=1e-6)
+            # breakdowns: each init time alone, each checkpoint's members alone, the two references
+            per_init = [wmean(crps[k : k + 1]) for k in range(len(crps))]
+            np.testing.assert_allclose(got["crps_per_init"].values, per_init, **tol)
+            for c in ("seed-0", "seed-1"):
+                xc = x[:, ens["checkpoint"].values == c]
+                mc = xc.shape[1]
+                pc = np.abs(xc[:, :, None] - xc[:, None, :]).sum(axis=(1, 2))
+                crps_c = np.abs(xc - y[:, None]).mean(axis=1) - pc / (2 * mc * (mc - 1))
+                np.testing.assert_allclose(float(got["crps_per_checkpoint"].sel(checkpoint=c)), wmean(crps_c), **tol)
+                rmse_c = np.sqrt(wmean((xc.mean(axis=1) - y) ** 2))
+                np.testing.assert_allclose(float(got["rmse_per_checkpoint"].sel(checkpoint=c)), rmse_c, **tol)
+            y0 = np.stack([truth[v].sel(time=t).values for t in ens["init_time"].values]).astype(np.float64)
+            np.testing.assert_allclose(float(got["persistence_rmse"]), np.sqrt(wmean((y0 - y) ** 2)), **tol)
+            clim = truth[v].values.astype(np.float64).mean(axis=0)
+            np.testing.assert_allclose(float(got["climatology_crps"]), wmean(np.abs(clim - y)), **tol)
     assert json.loads(scores.attrs["swarmcast_stage"])["kind"] == "score"
     np.testing.assert_allclose(scores["rank_histogram"].sum("rank").values, 1.0)
 

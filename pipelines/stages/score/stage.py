@@ -50,9 +50,9 @@ def _nonfinite_truth(config: ScoreConfig, ens: xr.Dataset, truth: xr.Dataset) ->
 
 def _open_inputs(
     config: ScoreConfig, ctx: StageContext
-) -> tuple[xr.Dataset, xr.Dataset, list[str], dict[str, np.ndarray]]:
+) -> tuple[xr.Dataset, xr.Dataset, list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Open and check both stores: the ensemble, the truth aligned to it, the variables to score
-    and the blocks to skip (``_nonfinite_truth``); every problem is a ConfigError naming the key."""
+    the blocks to skip (``_nonfinite_truth``) and the climatology; every problem is a ConfigError naming the key."""
     fpath, tpath = resolve_path(ctx.base, config.forecast), resolve_path(ctx.base, config.truth)
     try:
         ens = open_ensemble(fpath)
@@ -90,7 +90,10 @@ def _open_inputs(
         aligned = align_truth(ens, truth[variables])
     except ValueError as err:
         raise ConfigError(f"truth: {err}") from None
-    return ens, aligned, variables, _nonfinite_truth(config, ens, truth[variables])
+    # climatology: the truth store's mean over all its times (finite values only), one field each
+    fields = truth[variables]
+    climatology = {v: fields[v].where(np.isfinite(fields[v])).mean("time").values for v in variables}
+    return ens, aligned, variables, _nonfinite_truth(config, ens, truth[variables]), climatology
 
 
 def _name_unreadable_shards(forecast: Path, err: Exception) -> None:
@@ -109,7 +112,7 @@ def _name_unreadable_shards(forecast: Path, err: Exception) -> None:
 
 
 def run(config: ScoreConfig, ctx: StageContext) -> dict:
-    ens, truth, variables, skip = _open_inputs(config, ctx)
+    ens, truth, variables, skip, climatology = _open_inputs(config, ctx)
     for v, mask in skip.items():
         if mask.any():
             left = f"{int(mask.sum())} of {mask.size} blocks (init time, lead)"
@@ -125,6 +128,7 @@ def run(config: ScoreConfig, ctx: StageContext) -> dict:
             spectra=config.spectra,
             seed=config.seed if config.seed is not None else ctx.seed,
             skip=skip,
+            climatology=climatology,
         )
     except (ValueError, RuntimeError) as err:
         _name_unreadable_shards(resolve_path(ctx.base, config.forecast), err)
