@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("path")
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    rep = sub.add_parser("report", help="draw a verification report of a scores store, optionally against another")
+    rep.add_argument("scores", help="scores store written by the score stage")
+    rep.add_argument("--compare", help="another run's scores store to put this run against")
+    rep.add_argument("--forecast", help="the ensemble store, for maps (with --truth)")
+    rep.add_argument("--truth", help="the truth store, for the error maps")
+    rep.add_argument("--output", default="report", help="folder to write (default ./report)")
+    rep.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+
     verify = sub.add_parser("verify", help="check an ensemble store's finished units against what they wrote")
     verify.add_argument("path")
     verify.add_argument("--deep", action="store_true", help="also read and decode every shard (reads the whole store)")
@@ -150,6 +158,27 @@ def _inspect(args: argparse.Namespace) -> int:
 
     d, text = describe(args.path)
     print(json.dumps(d, indent=2, default=str) if args.json else text)
+    return 0
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    """The ``report`` stage on its own, paths relative to the current folder; no Ray needed."""
+    from swarmcast.pipelines.config import parse_pipeline
+    from swarmcast.pipelines.context import StageContext
+    from swarmcast.pipelines.runner import plan_pipeline
+    from swarmcast.pipelines.stages import STAGES
+
+    stage = {"kind": "report", "scores": args.scores, "compare": args.compare, "output": args.output}
+    stage |= {"forecast": args.forecast, "truth": args.truth}
+    raw = {"name": "report", "stages": [stage]}
+    pipeline = parse_pipeline(raw)
+    ctx = StageContext(base=Path.cwd(), overwrite=args.overwrite, pipeline_raw=raw)
+    (plan,) = plan_pipeline(pipeline, ctx)  # refuses an existing output without --overwrite
+    if plan.action == "skip":
+        print(f"report: {Path(args.output) / 'index.html'} is up to date (made from the same inputs and settings)")
+        return 0
+    summary = STAGES["report"].run(plan.stage, ctx)
+    print(f"report: {summary['index']}")
     return 0
 
 
@@ -262,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             return _inspect(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "report":
+            return _report_command(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "submit":

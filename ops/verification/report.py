@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,29 +145,36 @@ def plot_skill_vs_size(scores: xr.Dataset, folder: Path) -> Figure:
     return Figure(name, "Skill against ensemble size", "Bootstrap means over random sub-ensembles (global).")
 
 
-def plot_maps(ensemble: xr.Dataset, truth: xr.Dataset, variable: str, lead_index: int, folder: Path) -> Figure:
-    fc = ensemble[variable].isel(init_time=0, lead_time=lead_index).values.astype(np.float64)
-    obs = truth[variable].isel(init_time=0, lead_time=lead_index).values.astype(np.float64)
+def plot_maps(
+    ensemble: xr.Dataset, truth: xr.Dataset, variable: str, picks: list[tuple[int, int]], folder: Path
+) -> Figure:
+    """Ensemble mean, spread and error of ``variable``, one row per (init index, lead index) in ``picks``."""
     lat, lon = ensemble["lat"].values, ensemble["lon"].values
-    mean, spread = fc.mean(axis=0), fc.std(axis=0, ddof=1)
     units = ensemble[variable].attrs.get("units", "")
-    init = np.datetime_as_string(ensemble["init_time"].values[0], unit="h")
-    lead = _hours(ensemble["lead_time"])[lead_index]
-    fig, axes = _grid(1, 3, w=4.4, h=2.6)
-    err = mean - obs
-    lim = np.abs(err).max() or 1.0
-    panels = [
-        (mean, "ensemble mean", "viridis", None),
-        (spread, "ensemble spread (std)", "magma", None),
-        (err, "ensemble mean - truth", "RdBu_r", (-lim, lim)),
-    ]
-    for ax, (field, title, cmap, clim) in zip(axes[0], panels, strict=True):
-        im = ax.pcolormesh(lon, lat, field, cmap=cmap, shading="nearest", vmin=clim and clim[0], vmax=clim and clim[1])
-        fig.colorbar(im, ax=ax, label=f"{variable} [{units}]", shrink=0.85)
-        ax.set(title=title, xlabel="longitude [deg E]", ylabel="latitude [deg N]")
-    fig.suptitle(f"{variable}: init {init}, lead {lead:g} h, {fc.shape[0]} members")
+    hours = _hours(ensemble["lead_time"])
+    fig, axes = _grid(len(picks), 3, w=4.4, h=2.6)
+    shown = []
+    for row, (i, j) in zip(axes, picks, strict=True):
+        fc = ensemble[variable].isel(init_time=i, lead_time=j).values.astype(np.float64)
+        obs = truth[variable].isel(init_time=i, lead_time=j).values.astype(np.float64)
+        mean, spread = fc.mean(axis=0), fc.std(axis=0, ddof=1)
+        err = mean - obs
+        lim = np.abs(err).max() or 1.0
+        init = np.datetime_as_string(ensemble["init_time"].values[i], unit="h")
+        shown.append(f"{init} +{hours[j]:g} h")
+        panels = [
+            (mean, "ensemble mean", "viridis", None),
+            (spread, "ensemble spread (std)", "magma", None),
+            (err, "ensemble mean - truth", "RdBu_r", (-lim, lim)),
+        ]
+        for ax, (field, title, cmap, clim) in zip(row, panels, strict=True):
+            vmin, vmax = clim if clim else (None, None)
+            im = ax.pcolormesh(lon, lat, field, cmap=cmap, shading="nearest", vmin=vmin, vmax=vmax)
+            fig.colorbar(im, ax=ax, label=f"{variable} [{units}]", shrink=0.85)
+            ax.set(title=f"{title}: {init} +{hours[j]:g} h", xlabel="longitude [deg E]", ylabel="latitude [deg N]")
+    fig.suptitle(f"{variable}: {ensemble.sizes['member']} members")
     name = _save(fig, folder, f"maps_{variable}.png")
-    return Figure(name, f"Maps of {variable}", f"First init time ({init}), lead {lead:g} h.")
+    return Figure(name, f"Maps of {variable}", f"Init times and leads: {'; '.join(shown)}.")
 
 
 def _headline_table(scores: xr.Dataset) -> str:
@@ -180,8 +188,11 @@ def _headline_table(scores: xr.Dataset) -> str:
     return f"<p>Global scores at lead {lead:g} h:</p><table>{''.join(rows)}</table>"
 
 
-def write_index(folder: Path, scores: xr.Dataset, figures: list[Figure], config: dict, title: str) -> Path:
-    """``index.html`` with the headline table, every figure with its caption, and the config."""
+def write_index(
+    folder: Path, scores: xr.Dataset, figures: list[Figure], config: dict, title: str, sections: Sequence[str] = ()
+) -> Path:
+    """``index.html`` with the headline table, ``sections`` (HTML), every figure with its
+    caption, and the config."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -193,6 +204,7 @@ def write_index(folder: Path, scores: xr.Dataset, figures: list[Figure], config:
         f"forecast <code>{html.escape(str(scores.attrs.get('forecast', '')))}</code>, "
         f"truth <code>{html.escape(str(scores.attrs.get('truth', '')))}</code>.</p>",
         _headline_table(scores),
+        *sections,
     ]
     for f in figures:
         parts += [f"<h2>{html.escape(f.title)}</h2>", f"<p>{html.escape(f.caption)}</p>", f"<img src='{f.file}'>"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -109,6 +110,8 @@ def test_report_folder_has_readable_plots_and_an_index(verified):
     assert {"scores_vs_lead.png", "rank_histograms.png", "spectra.png", "skill_vs_size.png", "maps_h.png"} <= set(
         images
     )
+    assert {"baselines.png", "breakdowns.png"} <= set(images)
+    assert index.count("<td>seed-0</td>") == 4 and index.count("<td>seed-1</td>") == 4  # per variable
     for name in images:
         img = np.asarray(Image.open(folder / name).convert("L"), dtype=float)
         assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # drawn, not blank
@@ -284,3 +287,36 @@ def test_inspect_speaks_in_dates_hours_and_members_and_knows_checkpoints_and_rep
     assert "not a Zarr store, a checkpoint folder (checkpoint.json) or a report folder (index.html)" in (
         capsys.readouterr().err
     )
+
+
+def test_report_compares_two_runs_with_different_perturbations_from_the_command_line(verified, tmp_path, capsys):
+    """A second hindcast of the same checkpoints with 4 times the bred-vector amplitude, scored,
+    then `swarmcast report --compare`: the page names where the runs differ significantly."""
+    base, _ = verified
+    wide = {**HINDCAST, "output": "wide.zarr", "perturbation": {**HINDCAST["perturbation"], "amplitude_factor": 1.4}}
+    run(base, [wide, {**SCORE, "forecast": "wide.zarr", "output": "wide-scores.zarr"}])
+    code = main(
+        [
+            "report",
+            str(base / "wide-scores.zarr"),
+            "--compare",
+            str(base / "scores.zarr"),
+            "--output",
+            str(tmp_path / "cmp"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    index = (tmp_path / "cmp" / "index.html").read_text()
+    assert "comparison.png" in index and (tmp_path / "cmp" / "comparison.png").is_file()
+    # the page's verdict is the one computed from the two stores
+    from swarmcast.ops.verification import report_breakdowns as rb
+
+    a, b = xr.open_zarr(base / "scores.zarr").load(), xr.open_zarr(base / "wide-scores.zarr").load()
+    cmp = rb.compare(a, b)
+    for sentence in rb.comparison_findings(cmp, ("scores.zarr", "wide-scores.zarr")):
+        assert html.escape(sentence) in index
+    diff = (b["crps_per_init"] - a["crps_per_init"]).sel(region="global").mean("init_time")
+    np.testing.assert_allclose(cmp["difference"].values, diff.values, rtol=1e-9)
+    # an existing report is refused without --overwrite
+    assert main(["report", str(base / "wide-scores.zarr"), "--output", str(tmp_path / "cmp")]) == 2
+    assert "already exists" in capsys.readouterr().err

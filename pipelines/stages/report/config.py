@@ -22,12 +22,15 @@ class ReportConfig(StageConfig):
     output: str = "report"
     """Folder to write (PNG files and index.html)."""
     map_lead_hours: float | None = None
-    """Lead time of the maps; None: the last lead."""
+    """Lead time of the maps; None: three leads (the first after 0, the middle, the last)."""
+    compare: str | None = None
+    """Another run's scores store: the page adds this run against it (CRPS differences per
+    lead with intervals over their common init dates, and where they are significant)."""
     title: str = "swarmcast ensemble verification"
     """Page title."""
 
     def inputs(self, base: Path) -> list[Path]:
-        extra = [resolve_path(base, p) for p in (self.forecast, self.truth) if p is not None]
+        extra = [resolve_path(base, p) for p in (self.forecast, self.truth, self.compare) if p is not None]
         return [resolve_path(base, self.scores), *extra]
 
     def outputs(self, base: Path) -> list[Path]:

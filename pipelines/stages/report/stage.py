@@ -1,21 +1,27 @@
 """Stage ``report``: a folder of PNG plots and an ``index.html`` from a scores store.
 
-With ``forecast`` and ``truth`` set it also draws maps (ensemble mean, spread, error) of the
-first init time. The folder is built in a staging folder and published when complete (renamed,
-or uploaded to a URL with ``swarmcast_stage.json`` last); that file records the config so a
-rerun with the same config is skipped.
+Scores against lead with persistence, climatology and intervals over init dates, breakdowns by
+checkpoint and init date (``swarmcast.ops.verification.report_breakdowns``); with ``forecast``
+and ``truth`` set, maps (ensemble mean, spread, error) at three leads of the first and last init
+dates; with ``compare``, this run against another run's scores. The folder is built in a
+staging folder and published when complete (renamed, or uploaded to a URL with
+``swarmcast_stage.json`` last); that file records the config so a rerun with the same config
+is skipped.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 import xarray as xr
 
+from swarmcast.ops.data.cf import portable_path
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.storage import as_zarr, publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble, report
+from swarmcast.ops.verification import report_breakdowns as extra
 from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.stages.report.config import ReportConfig
@@ -32,36 +38,63 @@ def _maps(config: ReportConfig, ctx: StageContext, variables: list[str], folder:
     truth = align_truth(ens, open_climate(resolve_path(ctx.base, config.truth), variables))
     hours = ens["lead_time"].values.astype("timedelta64[s]").astype(float) / 3600
     if config.map_lead_hours is None:
-        lead = len(hours) - 1
+        leads = sorted({min(1, len(hours) - 1), len(hours) // 2, len(hours) - 1})
     else:
         matches = [i for i, h in enumerate(hours) if abs(h - config.map_lead_hours) < 1e-6]
         if not matches:
             raise ConfigError(f"map_lead_hours: {config.map_lead_hours} is not a stored lead ({list(hours)})")
-        lead = matches[0]
-    return [report.plot_maps(ens, truth, v, lead, folder) for v in variables]
+        leads = matches[:1]
+    inits = sorted({0, ens.sizes["init_time"] - 1})  # the first and the last init date
+    picks = [(i, j) for i in inits for j in leads]
+    return [report.plot_maps(ens, truth, v, picks, folder) for v in variables]
+
+
+def _comparison(config: ReportConfig, ctx: StageContext, scores: xr.Dataset, folder: Path) -> tuple[list, list[str]]:
+    """(figures, HTML sections) of this run against ``compare``; none without it."""
+    if config.compare is None:
+        return [], []
+    other = _open_scores(resolve_path(ctx.base, config.compare), "compare")
+    names = (portable_path(config.compare), portable_path(config.scores))
+    try:
+        cmp = extra.compare(other, scores)
+    except ValueError as err:
+        raise ConfigError(f"compare: {err}") from None
+    said = "".join(f"<li>{html.escape(s)}</li>" for s in extra.comparison_findings(cmp, names))
+    return [extra.plot_comparison(cmp, names, folder)], [f"<h2>Against {html.escape(names[0])}</h2><ul>{said}</ul>"]
+
+
+def _open_scores(path: Path, key: str) -> xr.Dataset:
+    try:
+        scores = xr.open_zarr(as_zarr(path)).load()
+    except FileNotFoundError as err:
+        raise ConfigError(f"{key}: {err}") from None
+    missing = [k for k in ("crps", "crps_per_init", "crps_per_checkpoint") if k not in scores]
+    if missing:
+        raise ConfigError(
+            f"{key}: {path} is not a scores store of this swarmcast (no {missing}); score the ensemble again"
+        )
+    return scores
 
 
 def run(config: ReportConfig, ctx: StageContext) -> dict:
-    spath = resolve_path(ctx.base, config.scores)
-    try:
-        scores = xr.open_zarr(as_zarr(spath)).load()
-    except FileNotFoundError as err:
-        raise ConfigError(f"scores: {err}") from None
-    if "crps" not in scores:
-        raise ConfigError(f"scores: {spath} is not a scores store (no 'crps' variable)")
+    scores = _open_scores(resolve_path(ctx.base, config.scores), "scores")
     out = resolve_path(ctx.base, config.output)
     tmp = staging(out)
     variables = [str(v) for v in scores["variable"].values]
     figures = [
         report.plot_scores_vs_lead(scores, tmp),
+        extra.plot_baselines(scores, tmp),
+        extra.plot_breakdowns(scores, tmp),
         report.plot_rank_histograms(scores, tmp),
         report.plot_skill_vs_size(scores, tmp),
     ]
     spectra = report.plot_spectra(scores, tmp)
     figures += [spectra] if spectra else []
     figures += _maps(config, ctx, variables, tmp)
+    compared, sections = _comparison(config, ctx, scores, tmp)
     config_shown = {"report": config.model_dump(mode="json"), "pipeline": ctx.pipeline_raw}
-    report.write_index(tmp, scores, figures, config_shown, config.title)
+    sections = [extra.breakdown_table(scores), *sections]
+    report.write_index(tmp, scores, compared + figures, config_shown, config.title, sections)
     (tmp / STAGE_FILE).write_text(json.dumps(ctx.fingerprint(config)))
     publish(tmp, out, marker=STAGE_FILE)  # replaces an old report only with --overwrite (runner)
     index = out / "index.html"
