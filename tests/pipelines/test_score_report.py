@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 from PIL import Image
 
+from support.browser import CHROMEDRIVER, CHROMIUM, headless_chromium
 from support.cf_check import cf_failures, to_netcdf
 from support.checkpoints import write_untrained_checkpoint
 from swarmcast.kernels.sphere import lat_cell_area_weights
@@ -320,3 +321,39 @@ def test_report_compares_two_runs_with_different_perturbations_from_the_command_
     # an existing report is refused without --overwrite
     assert main(["report", str(base / "wide-scores.zarr"), "--output", str(tmp_path / "cmp")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason="no headless Chromium (.ci/run installs it)")
+def test_the_report_page_loads_every_image_and_its_controls_redraw_the_plot_in_a_browser(verified):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base, _ = verified
+    scores = xr.open_zarr(base / "scores.zarr").load()
+    with headless_chromium() as browser:
+        browser.get((base / "report" / "index.html").as_uri())
+        images = browser.find_elements(By.TAG_NAME, "img")
+        assert len(images) >= 8
+        for img in images:  # every figure resolved and decoded
+            assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
+
+        def shown() -> tuple[str, str]:
+            ensemble = browser.find_element(By.CSS_SELECTOR, "#score-plot path.line[data-name='ensemble']")
+            return ensemble.get_attribute("d"), browser.find_element(By.ID, "score-at-lead").text
+
+        # the numbers at the chosen lead are the store's
+        Select(browser.find_element(By.ID, "pick-variable")).select_by_visible_text("u")
+        Select(browser.find_element(By.ID, "pick-region")).select_by_visible_text("tropics")
+        Select(browser.find_element(By.ID, "pick-lead")).select_by_visible_text("6 h")
+        _, text_u = shown()
+        want = float(scores["crps"].sel(variable="u", region="tropics").isel(lead_time=1))
+        assert text_u.startswith("at 6 h: ensemble "), text_u
+        assert float(text_u.split()[4].rstrip(",")) == pytest.approx(want, rel=1e-3)  # 4 digits shown
+        assert "persistence" in text_u and "climatology" in text_u and "interval" in text_u
+        # each control changes what is drawn
+        for control, choice in (("pick-variable", "vo"), ("pick-score", "rmse"), ("pick-region", "global")):
+            before = shown()
+            Select(browser.find_element(By.ID, control)).select_by_visible_text(choice)
+            assert shown() != before, control
