@@ -6,9 +6,8 @@ import pytest
 import zarr
 from zarr.storage import LocalStore, WrapperStore
 
-from support.ensembles import create, layout, unit_data
+from support.ensembles import finished, layout, unit_data
 from swarmcast.ops.ensemble.chunking import MIN_CHUNK_BYTES, auto_tiles, leads_per_chunk
-from swarmcast.ops.ensemble.store import UnitWriter
 from swarmcast.ops.ensemble.verify import check_store, layout_of_store
 
 
@@ -43,18 +42,9 @@ def test_a_tile_spans_the_fewest_leads_that_fill_a_chunk():
     assert leads_per_chunk(4, 2047, 64, (2, 2)) == 2047  # 2047 = 23 x 89: no divisor in between
 
 
-def _written(tmp_path, lay):
-    path, lay = create(tmp_path, lay)
-    for unit in lay.units():
-        writer = UnitWriter(path, lay, unit)
-        writer.write(unit_data(lay, unit, len(lay.lead_times)))
-        writer.finish()
-    return path, lay
-
-
 def test_tiles_of_a_grid_they_do_not_divide_store_every_value_unchanged(tmp_path):
     lay = layout(lat=np.linspace(90, -90, 5), lon=np.arange(9) * 40.0, tiles=(2, 4))
-    path, lay = _written(tmp_path, lay)
+    path, lay = finished(tmp_path, lay)
     arr = zarr.open_group(str(path), mode="r")["h"]
     assert arr.shards == (1, 4, 2, 6, 12) and arr.chunks == (1, 4, 2, 3, 3)  # padded to whole tiles
     assert arr.shape[-2:] == (5, 9)
@@ -71,7 +61,7 @@ def test_a_point_read_fetches_a_sixteenth_of_a_tiled_variable_and_all_of_an_unti
     fractions = {}
     for tiles in ((1, 1), (4, 4)):
         lay = layout(lat=np.linspace(90, -90, 32), lon=np.arange(64) * 5.625, tiles=tiles)
-        path, lay = _written(tmp_path / f"t{tiles[0]}", lay)
+        path, lay = finished(tmp_path / f"t{tiles[0]}", lay)
         # smooth, distinct fields so every tile compresses to a similar size
         g = zarr.open_group(str(path), mode="r+")
         rng = np.random.default_rng(0)

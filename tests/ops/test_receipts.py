@@ -13,23 +13,13 @@ import xarray as xr
 import zarr
 from zarr.errors import ZarrUserWarning
 
-from support.ensembles import create, layout, unit_data
+from support.ensembles import create, finished, layout, unit_data
 from swarmcast.ops.ensemble.done_flags import done_units
 from swarmcast.ops.ensemble.receipts import damaged_units, forget_done, receipt_key
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit, UnitWriter
 from swarmcast.ops.ensemble.verify import check_store, layout_of_store
 from swarmcast.ops.errors import InputError, InputNotFoundError
 from swarmcast.ops.storage import as_zarr
-
-
-def finished(tmp_path: Path, lay: EnsembleLayout | None = None) -> tuple[Path, EnsembleLayout]:
-    """A store with every unit written and marked done."""
-    path, lay = create(tmp_path, lay)
-    for unit in lay.units():
-        w = UnitWriter(path, lay, unit)
-        w.write(unit_data(lay, unit, len(lay.lead_times)))
-        w.finish()
-    return path, lay
 
 
 def shard_files(path: Path, lay: EnsembleLayout, unit: Unit) -> dict[str, int]:

@@ -4,7 +4,7 @@ each value belongs."""
 
 import numpy as np
 
-from swarmcast.ops.ensemble.store import EnsembleLayout, create_ensemble_store
+from swarmcast.ops.ensemble.store import EnsembleLayout, UnitWriter, create_ensemble_store
 
 
 def layout(**kw) -> EnsembleLayout:
@@ -38,3 +38,13 @@ def unit_data(lay, unit, n_leads, lead0=0):
     c = np.arange(len(lay.channels))
     v = unit.init * 1e4 + m[:, None, None] * 100 + leads[None, :, None] * 10 + c[None, None, :]
     return np.broadcast_to(v[..., None, None], (len(m), n_leads, len(c), len(lay.lat), len(lay.lon))).astype("f4")
+
+
+def finished(tmp_path, lay=None):
+    """A store (``create``) with every unit written (``unit_data``) and marked done: (path, layout)."""
+    path, lay = create(tmp_path, lay)
+    for unit in lay.units():
+        writer = UnitWriter(path, lay, unit)
+        writer.write(unit_data(lay, unit, len(lay.lead_times)))
+        writer.finish()
+    return path, lay
