@@ -99,36 +99,55 @@ def plot_breakdowns(scores: xr.Dataset, folder: Path) -> Figure:
     )
 
 
-def breakdown_findings(scores: xr.Dataset, worse: float = 1.5) -> list[str]:
-    """Sentences naming each checkpoint whose own members' CRPS is more than ``worse`` times the
-    median checkpoint's at the last lead (none when no checkpoint stands out)."""
+def _ssr_per_checkpoint(g: xr.Dataset, members: int) -> np.ndarray:
+    """Spread-skill ratio of each checkpoint's own members (finite-size corrected), (checkpoint,)."""
+    m = max(members // g.sizes["checkpoint"], 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt((m + 1) / m) * g["spread_per_checkpoint"].values / g["rmse_per_checkpoint"].values
+
+
+def breakdown_findings(scores: xr.Dataset, worse: float = 1.5, dispersion: float = 2.0) -> list[str]:
+    """Sentences about the checkpoints at the last lead (global), none when none stands out:
+    each whose own members' CRPS is more than ``worse`` times the median of the other
+    checkpoints', and each whose spread-skill ratio is beyond ``dispersion`` or below its
+    inverse (its perturbations grow far faster, or slower, than its errors)."""
     last = scores.sizes["lead_time"] - 1
     lead = _hours(scores["lead_time"])[last]
+    labels = [str(c) for c in scores["checkpoint"].values]
     out = []
     for v in scores["variable"].values:
-        per = scores["crps_per_checkpoint"].sel(variable=v, region="global").isel(lead_time=last).values
-        typical = float(np.median(per))
-        for c, value in zip(scores["checkpoint"].values, per, strict=True):
-            if typical > 0 and value > worse * typical and len(per) > 1:
+        g = scores.sel(variable=v, region="global").isel(lead_time=last)
+        crps = g["crps_per_checkpoint"].values
+        ssr = _ssr_per_checkpoint(g, int(scores.attrs.get("members", 2)))
+        for k, c in enumerate(labels):
+            others = np.delete(crps, k)
+            typical = float(np.median(others)) if others.size else np.nan
+            if typical > 0 and crps[k] > worse * typical:
                 out.append(
-                    f"{v}: checkpoint {c}'s members alone score a CRPS of {value:.4g} at {lead:g} h, "
-                    f"{value / typical:.1f} times the median checkpoint's ({typical:.4g})."
+                    f"{v}: checkpoint {c}'s members alone score a CRPS of {crps[k]:.4g} at {lead:g} h, "
+                    f"{crps[k] / typical:.1f} times the median of the other checkpoints' ({typical:.4g})."
                 )
+            if np.isfinite(ssr[k]) and not 1 / dispersion <= ssr[k] <= dispersion:
+                kind = "over-dispersed: its spread outgrows its error" if ssr[k] > 1 else "under-dispersed"
+                out.append(f"{v}: checkpoint {c}'s spread-skill ratio at {lead:g} h is {ssr[k]:.2g} ({kind}).")
     return out
 
 
 def breakdown_table(scores: xr.Dataset) -> str:
-    """HTML: per variable and checkpoint, RMSE, spread and CRPS at the last lead (global)."""
+    """HTML: per variable and checkpoint, RMSE, spread, spread-skill ratio and CRPS at the last
+    lead (global), then ``breakdown_findings``."""
     last = scores.sizes["lead_time"] - 1
     lead = _hours(scores["lead_time"])[last]
-    head = "<tr><th>variable</th><th>checkpoint</th><th>RMSE</th><th>spread</th><th>CRPS</th></tr>"
+    head = "<tr><th>variable</th><th>checkpoint</th><th>RMSE</th><th>spread</th><th>SSR</th><th>CRPS</th></tr>"
     rows = [head]
+    members = int(scores.attrs.get("members", 2))
     for v in scores["variable"].values:
         g = scores.sel(variable=v, region="global").isel(lead_time=last)
-        for c in scores["checkpoint"].values:
-            cells = [str(v), str(c)] + [
-                f"{float(g[f'{k}_per_checkpoint'].sel(checkpoint=c)):.4g}" for k in ("rmse", "spread", "crps")
-            ]
+        ssr = _ssr_per_checkpoint(g, members)
+        for k, c in enumerate(scores["checkpoint"].values):
+            values = [float(g[f"{m}_per_checkpoint"].sel(checkpoint=c)) for m in ("rmse", "spread")]
+            values += [float(ssr[k]), float(g["crps_per_checkpoint"].sel(checkpoint=c))]
+            cells = [str(v), str(c)] + [f"{x:.4g}" for x in values]
             rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
     findings = breakdown_findings(scores)
     said = "".join(f"<li>{html.escape(s)}</li>" for s in findings) or "<li>No checkpoint stands out.</li>"

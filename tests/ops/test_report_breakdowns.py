@@ -9,15 +9,19 @@ from swarmcast.ops.verification import report_breakdowns as rb
 LEADS = (np.arange(3) * np.timedelta64(6, "h")).astype("timedelta64[ns]")
 
 
-def scores(crps_per_init: np.ndarray, inits: np.ndarray, per_checkpoint: np.ndarray | None = None) -> xr.Dataset:
+def scores(crps_per_init, inits, per_checkpoint=None, spread=None) -> xr.Dataset:
     """A scores store's breakdown arrays for one variable ``h`` and the global region:
-    ``crps_per_init`` (lead, init), ``per_checkpoint`` (lead, checkpoint)."""
+    ``crps_per_init`` (lead, init), ``per_checkpoint`` CRPS and ``spread`` (lead, checkpoint;
+    RMSE 1 everywhere), 8 members per checkpoint."""
     per_checkpoint = np.ones((3, 2)) if per_checkpoint is None else per_checkpoint
     dims = ("variable", "region", "lead_time")
+    spread = np.ones_like(per_checkpoint) if spread is None else spread
     return xr.Dataset(
         {
             "crps_per_init": ((*dims, "init_time"), crps_per_init[None, None]),
             "crps_per_checkpoint": ((*dims, "checkpoint"), per_checkpoint[None, None]),
+            "rmse_per_checkpoint": ((*dims, "checkpoint"), np.ones_like(per_checkpoint)[None, None]),
+            "spread_per_checkpoint": ((*dims, "checkpoint"), spread[None, None]),
         },
         coords={
             "variable": ["h"],
@@ -26,6 +30,7 @@ def scores(crps_per_init: np.ndarray, inits: np.ndarray, per_checkpoint: np.ndar
             "init_time": inits,
             "checkpoint": [f"seed-{c}" for c in range(per_checkpoint.shape[1])],
         },
+        attrs={"members": 8 * per_checkpoint.shape[1]},
     )
 
 
@@ -75,11 +80,24 @@ def test_runs_are_compared_on_their_common_dates_only_and_refused_without_any():
         rb.compare(a, later)
 
 
-def test_a_checkpoint_far_worse_than_the_median_is_named_with_its_ratio():
+def test_a_checkpoint_far_worse_than_the_others_or_far_off_in_spread_is_named_with_its_numbers():
     inits = np.array(["2003-01-04", "2003-01-08"], dtype="datetime64[ns]")
     per_checkpoint = np.array([[1.0, 1.0, 3.0]] * 3)
     found = rb.breakdown_findings(scores(np.ones((3, 2)), inits, per_checkpoint))
     assert found == [
-        "h: checkpoint seed-2's members alone score a CRPS of 3 at 12 h, 3.0 times the median checkpoint's (1)."
+        "h: checkpoint seed-2's members alone score a CRPS of 3 at 12 h, 3.0 times the median of the other"
+        " checkpoints' (1)."
+    ]
+    # two checkpoints: each is held against the other
+    found = rb.breakdown_findings(scores(np.ones((3, 2)), inits, np.array([[1.0, 2.0]] * 3)))
+    assert found == [
+        "h: checkpoint seed-1's members alone score a CRPS of 2 at 12 h, 2.0 times the median of the other"
+        " checkpoints' (1)."
+    ]
+    # spread 5 x RMSE with 8 members: SSR = sqrt(9/8) x 5 = 5.3
+    spread = np.array([[1.0, 5.0]] * 3)
+    found = rb.breakdown_findings(scores(np.ones((3, 2)), inits, np.ones((3, 2)), spread))
+    assert found == [
+        "h: checkpoint seed-1's spread-skill ratio at 12 h is 5.3 (over-dispersed: its spread outgrows its error)."
     ]
     assert rb.breakdown_findings(scores(np.ones((3, 2)), inits, np.ones((3, 3)))) == []

@@ -113,6 +113,7 @@ def test_report_folder_has_readable_plots_and_an_index(verified):
     )
     assert {"baselines.png", "breakdowns.png"} <= set(images)
     assert index.count("<td>seed-0</td>") == 4 and index.count("<td>seed-1</td>") == 4  # per variable
+    assert "<th>SSR</th>" in index
     for name in images:
         img = np.asarray(Image.open(folder / name).convert("L"), dtype=float)
         assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # drawn, not blank
