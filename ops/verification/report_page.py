@@ -98,7 +98,8 @@ def interactive_section(scores: xr.Dataset) -> str:
     )
     return (
         "<h2>Explore the scores</h2>"
-        f"<p>Shaded: {LEVEL:.0%} interval over init dates; orange: persistence; green: climatology.</p>"
+        f"<p>Shaded: {LEVEL:.0%} interval over the {scores.sizes['init_time']} init dates; "
+        "orange: persistence; green: climatology.</p>"
         f"<p>{controls}</p>"
         "<svg id='score-plot' width='640' height='300' style='border:1px solid #ddd'></svg>"
         "<p id='score-at-lead'></p>"

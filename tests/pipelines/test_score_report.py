@@ -353,6 +353,7 @@ def test_the_report_page_loads_every_image_and_its_controls_redraw_the_plot_in_a
         assert text_u.startswith("at 6 h: ensemble "), text_u
         assert float(text_u.split()[4].rstrip(",")) == pytest.approx(want, rel=1e-3)  # 4 digits shown
         assert "persistence" in text_u and "climatology" in text_u and "interval" in text_u
+        assert "90% interval over the 3 init dates" in browser.find_element(By.TAG_NAME, "body").text
         # each control changes what is drawn
         for control, choice in (("pick-variable", "vo"), ("pick-score", "rmse"), ("pick-region", "global")):
             before = shown()
