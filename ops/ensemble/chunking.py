@@ -18,6 +18,10 @@ lead by lead (``score``) read a tile's leads together.
 
 from __future__ import annotations
 
+from typing import Any
+
+from zarr.storage import LocalStore, WrapperStore
+
 AUTO_TILES = (4, 4)
 """Tiles per field by default: a point read fetches 1/16 of a variable."""
 MIN_TILE_POINTS = 4
@@ -56,4 +60,28 @@ def leads_per_chunk(member_block: int, leads_per_shard: int, tile_points: int, t
     return leads_per_shard
 
 
-__all__ = ["AUTO_TILES", "MIN_CHUNK_BYTES", "auto_tiles", "check_tiles", "leads_per_chunk", "tile_shape"]
+class ByteCountingStore(WrapperStore):
+    """A read-only local Zarr store that counts the bytes of every chunk, shard range or index
+    it returns (metadata documents left out): how the cost of a read is measured, by
+    ``swarmcast bench chunks`` and the tests."""
+
+    def __init__(self, path: Any) -> None:
+        super().__init__(LocalStore(path, read_only=True))
+        self.fetched = 0
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        got = await self._store.get(key, prototype, byte_range)
+        if got is not None and not key.endswith("zarr.json"):
+            self.fetched += len(got)
+        return got
+
+
+__all__ = [
+    "AUTO_TILES",
+    "MIN_CHUNK_BYTES",
+    "ByteCountingStore",
+    "auto_tiles",
+    "check_tiles",
+    "leads_per_chunk",
+    "tile_shape",
+]

@@ -28,15 +28,15 @@ class Figure:
     caption: str
 
 
-def _hours(lead: xr.DataArray) -> np.ndarray:
+def lead_hours(lead: xr.DataArray) -> np.ndarray:
     return lead.values.astype("timedelta64[s]").astype(np.float64) / 3600.0
 
 
-def _units(scores: xr.Dataset, v: str) -> str:
+def units_of(scores: xr.Dataset, v: str) -> str:
     return str(scores["units"].sel(variable=v).item())
 
 
-def _grid(n_rows: int, n_cols: int, w: float = 3.6, h: float = 2.8) -> tuple[MplFigure, np.ndarray]:
+def figure_grid(n_rows: int, n_cols: int, w: float = 3.6, h: float = 2.8) -> tuple[MplFigure, np.ndarray]:
     # matplotlib's object API, not pyplot: no global backend or figure registry is touched, so
     # importing or drawing a report leaves a notebook's matplotlib set-up as it was
     fig = MplFigure(figsize=(w * n_cols, h * n_rows), layout="constrained")
@@ -44,18 +44,18 @@ def _grid(n_rows: int, n_cols: int, w: float = 3.6, h: float = 2.8) -> tuple[Mpl
     return fig, axes
 
 
-def _save(fig: MplFigure, folder: Path, name: str) -> str:
+def save_png(fig: MplFigure, folder: Path, name: str) -> str:
     fig.savefig(folder / name, dpi=DPI)  # PNG through the Agg canvas, chosen for this call only
     return name
 
 
 def plot_scores_vs_lead(scores: xr.Dataset, folder: Path) -> Figure:
     variables = list(scores["variable"].values)
-    fig, axes = _grid(len(variables), 4)
-    h = _hours(scores["lead_time"])
+    fig, axes = figure_grid(len(variables), 4)
+    h = lead_hours(scores["lead_time"])
     m = int(scores.attrs["members"])
     for row, v in zip(axes, variables, strict=True):
-        s, u = scores.sel(variable=v), _units(scores, v)
+        s, u = scores.sel(variable=v), units_of(scores, v)
         g = s.sel(region="global")
         row[0].plot(h, g["rmse"], "o-", label="ensemble-mean RMSE")
         row[0].plot(h, g["spread"], "s--", label="spread")
@@ -77,7 +77,7 @@ def plot_scores_vs_lead(scores: xr.Dataset, folder: Path) -> Figure:
         row[0].legend(fontsize=7)
         row[2].legend(fontsize=7)
         row[3].legend(fontsize=7)
-    name = _save(fig, folder, "scores_vs_lead.png")
+    name = save_png(fig, folder, "scores_vs_lead.png")
     return Figure(name, "Scores against lead time", "Area-weighted means over all init times. Lines per region.")
 
 
@@ -85,16 +85,16 @@ def plot_rank_histograms(scores: xr.Dataset, folder: Path) -> Figure:
     variables = list(scores["variable"].values)
     n_lead = scores.sizes["lead_time"]
     picks = sorted({min(1, n_lead - 1), n_lead // 2, n_lead - 1})
-    fig, axes = _grid(len(variables), len(picks))
+    fig, axes = figure_grid(len(variables), len(picks))
     m = int(scores.attrs["members"])
-    hours = _hours(scores["lead_time"])
+    hours = lead_hours(scores["lead_time"])
     for row, v in zip(axes, variables, strict=True):
         for ax, j in zip(row, picks, strict=True):
             freq = scores["rank_histogram"].sel(variable=v, region="global").isel(lead_time=j).values
             ax.bar(np.arange(m + 1), freq * (m + 1), width=0.9)
             ax.axhline(1.0, color="k", lw=0.8)
             ax.set(title=f"{v}, lead {hours[j]:g} h", xlabel="rank of truth among members", ylabel="frequency x (M+1)")
-    name = _save(fig, folder, "rank_histograms.png")
+    name = save_png(fig, folder, "rank_histograms.png")
     return Figure(
         name, "Rank histograms", "Global, area-weighted; flat at 1 means calibrated, U-shaped under-dispersed."
     )
@@ -104,7 +104,7 @@ def plot_spectra(scores: xr.Dataset, folder: Path) -> Figure | None:
     if "spectrum_members" not in scores:
         return None
     variables = list(scores["variable"].values)
-    fig, axes = _grid(1, len(variables), w=4.2, h=3.4)
+    fig, axes = figure_grid(1, len(variables), w=4.2, h=3.4)
     deg = scores["degree"].values[1:]
     last = scores.sizes["lead_time"] - 1
     for ax, v in zip(axes[0], variables, strict=True):
@@ -112,15 +112,15 @@ def plot_spectra(scores: xr.Dataset, folder: Path) -> Figure | None:
         ax.loglog(deg, s["spectrum_truth"], "k-", label="truth")
         ax.loglog(deg, s["spectrum_members"], "C0-", label="members")
         ax.loglog(deg, s["spectrum_ensemble_mean"], "C1--", label="ensemble mean")
-        lead = _hours(scores["lead_time"])[last]
+        lead = lead_hours(scores["lead_time"])[last]
         ax.set(
-            title=f"{v} at {lead:g} h", xlabel="spherical harmonic degree l", ylabel=f"C_l [({_units(scores, v)})^2]"
+            title=f"{v} at {lead:g} h", xlabel="spherical harmonic degree l", ylabel=f"C_l [({units_of(scores, v)})^2]"
         )
         ax.grid(alpha=0.3, which="both")
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())  # plain degrees, not 2x10^0
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.legend(fontsize=7)
-    name = _save(fig, folder, "spectra.png")
+    name = save_png(fig, folder, "spectra.png")
     return Figure(
         name, "Angular power spectra", "Members keep the truth's small-scale power; the ensemble mean loses it."
     )
@@ -128,20 +128,20 @@ def plot_spectra(scores: xr.Dataset, folder: Path) -> Figure | None:
 
 def plot_skill_vs_size(scores: xr.Dataset, folder: Path) -> Figure:
     variables = list(scores["variable"].values)
-    fig, axes = _grid(1, len(variables), w=4.0, h=3.2)
+    fig, axes = figure_grid(1, len(variables), w=4.0, h=3.2)
     sizes = scores["ensemble_size"].values
     last = scores.sizes["lead_time"] - 1
-    lead = _hours(scores["lead_time"])[last]
+    lead = lead_hours(scores["lead_time"])[last]
     for ax, v in zip(axes[0], variables, strict=True):
         s = scores.sel(variable=v, region="global").isel(lead_time=last)
         ax.plot(sizes, s["rmse_by_size"], "o-", label="ensemble-mean RMSE")
         ax.plot(sizes, s["empirical_crps_by_size"], "s-", label="empirical CRPS")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(k) for k in sizes])
-        ax.set(title=f"{v} at {lead:g} h", xlabel="ensemble size", ylabel=f"score [{_units(scores, v)}]")
+        ax.set(title=f"{v} at {lead:g} h", xlabel="ensemble size", ylabel=f"score [{units_of(scores, v)}]")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    name = _save(fig, folder, "skill_vs_size.png")
+    name = save_png(fig, folder, "skill_vs_size.png")
     return Figure(name, "Skill against ensemble size", "Bootstrap means over random sub-ensembles (global).")
 
 
@@ -151,8 +151,8 @@ def plot_maps(
     """Ensemble mean, spread and error of ``variable``, one row per (init index, lead index) in ``picks``."""
     lat, lon = ensemble["lat"].values, ensemble["lon"].values
     units = ensemble[variable].attrs.get("units", "")
-    hours = _hours(ensemble["lead_time"])
-    fig, axes = _grid(len(picks), 3, w=4.4, h=2.6)
+    hours = lead_hours(ensemble["lead_time"])
+    fig, axes = figure_grid(len(picks), 3, w=4.4, h=2.6)
     shown = []
     for row, (i, j) in zip(axes, picks, strict=True):
         fc = ensemble[variable].isel(init_time=i, lead_time=j).values.astype(np.float64)
@@ -173,17 +173,17 @@ def plot_maps(
             fig.colorbar(im, ax=ax, label=f"{variable} [{units}]", shrink=0.85)
             ax.set(title=f"{title}: {init} +{hours[j]:g} h", xlabel="longitude [deg E]", ylabel="latitude [deg N]")
     fig.suptitle(f"{variable}: {ensemble.sizes['member']} members")
-    name = _save(fig, folder, f"maps_{variable}.png")
+    name = save_png(fig, folder, f"maps_{variable}.png")
     return Figure(name, f"Maps of {variable}", f"Init times and leads: {'; '.join(shown)}.")
 
 
 def _headline_table(scores: xr.Dataset) -> str:
     last = scores.sizes["lead_time"] - 1
-    lead = _hours(scores["lead_time"])[last]
+    lead = lead_hours(scores["lead_time"])[last]
     rows = ["<tr><th>variable</th><th>units</th><th>RMSE</th><th>spread</th><th>SSR</th><th>CRPS</th></tr>"]
     for v in scores["variable"].values:
         s = scores.sel(variable=v, region="global").isel(lead_time=last)
-        cells = [str(v), _units(scores, str(v))] + [f"{float(s[k]):.4g}" for k in ("rmse", "spread", "ssr", "crps")]
+        cells = [str(v), units_of(scores, str(v))] + [f"{float(s[k]):.4g}" for k in ("rmse", "spread", "ssr", "crps")]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<p>Global scores at lead {lead:g} h:</p><table>{''.join(rows)}</table>"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from swarmcast.ops.verification.report import Figure, _grid, _hours, _save, _units
+from swarmcast.ops.verification.report import Figure, figure_grid, lead_hours, save_png, units_of
 
 BOOTSTRAP = 1000
 LEVEL = 0.90
@@ -42,10 +42,10 @@ def interval(per_init: np.ndarray, root: bool = False) -> tuple[np.ndarray, np.n
 def plot_baselines(scores: xr.Dataset, folder: Path) -> Figure:
     """CRPS and RMSE against lead with their intervals, beside persistence and climatology (global)."""
     variables = [str(v) for v in scores["variable"].values]
-    fig, axes = _grid(len(variables), 2)
-    h = _hours(scores["lead_time"])
+    fig, axes = figure_grid(len(variables), 2)
+    h = lead_hours(scores["lead_time"])
     for row, v in zip(axes, variables, strict=True):
-        g, u = scores.sel(variable=v, region="global"), _units(scores, v)
+        g, u = scores.sel(variable=v, region="global"), units_of(scores, v)
         for ax, metric, per_init, root in (
             (row[0], "crps", "crps_per_init", False),
             (row[1], "rmse", "mse_per_init", True),
@@ -59,7 +59,7 @@ def plot_baselines(scores: xr.Dataset, folder: Path) -> Figure:
             ax.set(title=f"{v}: {name} (global)", xlabel="lead time [h]", ylabel=f"{metric.upper()} [{u}]")
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=7)
-    name = _save(fig, folder, "baselines.png")
+    name = save_png(fig, folder, "baselines.png")
     return Figure(
         name,
         "Against persistence and climatology",
@@ -72,8 +72,8 @@ def plot_breakdowns(scores: xr.Dataset, folder: Path) -> Figure:
     """Heat maps of the global CRPS by checkpoint and by init date against lead, each row of a
     variable divided by its all-member CRPS at the same lead (1 = as good as the whole ensemble)."""
     variables = [str(v) for v in scores["variable"].values]
-    fig, axes = _grid(len(variables), 2, w=4.6, h=2.4)
-    h = _hours(scores["lead_time"])
+    fig, axes = figure_grid(len(variables), 2, w=4.6, h=2.4)
+    h = lead_hours(scores["lead_time"])
     inits = [np.datetime_as_string(t, unit="h") for t in scores["init_time"].values]
     for row, v in zip(axes, variables, strict=True):
         g = scores.sel(variable=v, region="global")
@@ -90,7 +90,7 @@ def plot_breakdowns(scores: xr.Dataset, folder: Path) -> Figure:
             ax.set_xticks(range(0, len(h), step), [f"{x:g}" for x in h[::step]])
             ax.set(title=f"{v}: CRPS by {what} / all members", xlabel="lead time [h]")
             fig.colorbar(im, ax=ax, shrink=0.85)
-    name = _save(fig, folder, "breakdowns.png")
+    name = save_png(fig, folder, "breakdowns.png")
     return Figure(
         name,
         "By checkpoint and by init date",
@@ -112,7 +112,7 @@ def breakdown_findings(scores: xr.Dataset, worse: float = 1.5, dispersion: float
     checkpoints', and each whose spread-skill ratio is beyond ``dispersion`` or below its
     inverse (its perturbations grow far faster, or slower, than its errors)."""
     last = scores.sizes["lead_time"] - 1
-    lead = _hours(scores["lead_time"])[last]
+    lead = lead_hours(scores["lead_time"])[last]
     labels = [str(c) for c in scores["checkpoint"].values]
     out = []
     for v in scores["variable"].values:
@@ -137,7 +137,7 @@ def breakdown_table(scores: xr.Dataset) -> str:
     """HTML: per variable and checkpoint, RMSE, spread, spread-skill ratio and CRPS at the last
     lead (global), then ``breakdown_findings``."""
     last = scores.sizes["lead_time"] - 1
-    lead = _hours(scores["lead_time"])[last]
+    lead = lead_hours(scores["lead_time"])[last]
     head = "<tr><th>variable</th><th>checkpoint</th><th>RMSE</th><th>spread</th><th>SSR</th><th>CRPS</th></tr>"
     rows = [head]
     members = int(scores.attrs.get("members", 2))
@@ -192,8 +192,8 @@ def compare(a: xr.Dataset, b: xr.Dataset) -> xr.Dataset:
 def plot_comparison(cmp: xr.Dataset, names: tuple[str, str], folder: Path) -> Figure:
     """Per variable: the CRPS difference (b - a) against lead with its interval."""
     variables = [str(v) for v in cmp["variable"].values]
-    fig, axes = _grid(1, len(variables))
-    h = _hours(cmp["lead_time"])
+    fig, axes = figure_grid(1, len(variables))
+    h = lead_hours(cmp["lead_time"])
     for ax, v in zip(axes[0], variables, strict=True):
         c = cmp.sel(variable=v)
         ax.fill_between(h, c["low"], c["high"], alpha=0.25, color="C4")
@@ -201,7 +201,7 @@ def plot_comparison(cmp: xr.Dataset, names: tuple[str, str], folder: Path) -> Fi
         ax.axhline(0, color="k", lw=0.8)
         ax.set(title=f"{v}: CRPS {names[1]} - {names[0]}", xlabel="lead time [h]", ylabel="CRPS difference")
         ax.grid(alpha=0.3)
-    name = _save(fig, folder, "comparison.png")
+    name = save_png(fig, folder, "comparison.png")
     caption = (
         f"Mean over the {cmp.attrs['init_dates']} init dates both runs scored; shaded: {LEVEL:.0%} interval "
         "of the difference from resampling those dates in pairs. Below 0: the second run is better."
@@ -211,7 +211,7 @@ def plot_comparison(cmp: xr.Dataset, names: tuple[str, str], folder: Path) -> Fi
 
 def comparison_findings(cmp: xr.Dataset, names: tuple[str, str]) -> list[str]:
     """One sentence per variable: where the second run is significantly better or worse."""
-    h = _hours(cmp["lead_time"])
+    h = lead_hours(cmp["lead_time"])
     out = []
     for v in cmp["variable"].values:
         c = cmp.sel(variable=v)

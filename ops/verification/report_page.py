@@ -13,7 +13,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from swarmcast.ops.verification.report import _hours
+from swarmcast.ops.verification.report import lead_hours
 from swarmcast.ops.verification.report_breakdowns import LEVEL, interval
 
 SCORES = {
@@ -46,7 +46,7 @@ def page_data(scores: xr.Dataset) -> dict:
                 }
             series.setdefault(str(v), {})[str(r)] = entry
     units = {str(v): str(u) for v, u in zip(scores["variable"].values, scores["units"].values, strict=True)}
-    return {"leads": [float(h) for h in _hours(scores["lead_time"])], "units": units, "series": series}
+    return {"leads": [float(h) for h in lead_hours(scores["lead_time"])], "units": units, "series": series}
 
 
 _SCRIPT = """

@@ -94,25 +94,18 @@ def _write(folder: Path, p: dict, tiles: tuple[int, int]) -> Path:
 def _measure(path: Path, p: dict) -> dict[str, float]:
     import xarray as xr
     import zarr
-    from zarr.storage import LocalStore, WrapperStore
 
-    class ByteCounting(WrapperStore):
-        fetched = 0
-
-        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-            got = await self._store.get(key, prototype, byte_range)
-            if got is not None and not key.endswith("zarr.json"):
-                ByteCounting.fetched += len(got)
-            return got
+    from swarmcast.ops.ensemble.chunking import ByteCountingStore
 
     stored = sum(f.stat().st_size for f in (path / "h").rglob("*") if f.is_file())
-    arr = zarr.open_array(ByteCounting(LocalStore(path, read_only=True)), path="h", mode="r")
+    counting = ByteCountingStore(path)
+    arr = zarr.open_array(counting, path="h", mode="r")
     arr[:, :, :, p["nlat"] // 3, p["nlon"] // 3]
     ens = xr.open_dataset(path, engine="swarmcast", chunks={})
     plain = xr.open_zarr(path)
     last = p["leads"] - 1
     return {
-        "point_fraction": ByteCounting.fetched / stored,
+        "point_fraction": counting.fetched / stored,
         "field_s": _fastest(lambda: (ens.h.mean("member").compute(), ens.h.std("member").compute()), p["repeats"]),
         "lead_map_s": _fastest(lambda: ens.h.isel(lead_time=last).mean("member").compute(), p["repeats"]),
         "field_s_open_zarr": _fastest(

@@ -4,25 +4,10 @@ back unchanged, and the bytes a point read fetches, counted at the store."""
 import numpy as np
 import pytest
 import zarr
-from zarr.storage import LocalStore, WrapperStore
 
 from support.ensembles import finished, layout, unit_data
-from swarmcast.ops.ensemble.chunking import MIN_CHUNK_BYTES, auto_tiles, leads_per_chunk
+from swarmcast.ops.ensemble.chunking import MIN_CHUNK_BYTES, ByteCountingStore, auto_tiles, leads_per_chunk
 from swarmcast.ops.ensemble.verify import check_store, layout_of_store
-
-
-class ByteCountingStore(WrapperStore):
-    """A read-only local store that counts the bytes of every chunk or shard range it returns."""
-
-    def __init__(self, path):
-        super().__init__(LocalStore(path, read_only=True))
-        self.fetched = 0
-
-    async def get(self, key, prototype, byte_range=None):
-        got = await self._store.get(key, prototype, byte_range)
-        if got is not None and not key.endswith("zarr.json"):
-            self.fetched += len(got)
-        return got
 
 
 def test_auto_tiles_are_4_by_4_unless_a_tile_would_have_under_4_rows_or_columns():

@@ -11,9 +11,9 @@ matplotlib.use("svg")  # what a user chose before importing swarmcast
 import matplotlib.pyplot as plt
 import swarmcast.ops.verification.report as report
 assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
-fig, axes = report._grid(1, 2)
+fig, axes = report.figure_grid(1, 2)
 axes[0, 0].plot([0, 1], [1, 0])
-name = report._save(fig, __import__("pathlib").Path({str(tmp_path)!r}), "drawn.png")
+name = report.save_png(fig, __import__("pathlib").Path({str(tmp_path)!r}), "drawn.png")
 assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
 assert plt.get_fignums() == [], plt.get_fignums()  # no figure left in pyplot's registry
 print(name)
