@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmcast.pipelines.bench import chunks, crps, hindcast, loader, sample, scale, storage_io, train
+from swarmcast.pipelines.bench import chunks, crps, hindcast, loader, sample, scale, score, storage_io, train
 from swarmcast.pipelines.bench.common import check_params
 from swarmcast.pipelines.config import ConfigError
 
@@ -42,6 +42,7 @@ BENCHES: dict[str, Bench] = {
     "sample": Bench(sample.run, sample.DEFAULTS, needs_ray=False),
     "scale": Bench(scale.run, scale.DEFAULTS, needs_ray=False),  # starts its own Ray
     "chunks": Bench(chunks.run, chunks.DEFAULTS, needs_ray=False, check=chunks.check),
+    "score": Bench(score.run, score.DEFAULTS, needs_ray=True),
 }
 
 

@@ -164,3 +164,15 @@ def test_bench_parameters_of_the_wrong_kind_are_named_not_a_traceback(capsys):
     assert main(["bench", "scale", "write_behind=3", "step_s=.inf"]) == 2
     err = capsys.readouterr().err
     assert "write_behind=3: expected true or false" in err and "step_s=inf: expected a number" in err
+
+
+def test_bench_score_scores_three_ways_and_agrees_with_scoringrules(ray_session, capsys):
+    params = ["inits=1", "checkpoints=2", "members_per_checkpoint=4", "leads=3", "nlat=16", "nlon=32", "variables=2"]
+    code = main(["bench", "score", *params])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and result["bench"] == "score" and result["members"] == 8
+    assert result["values"] == 1 * 8 * 3 * 16 * 32 * 2
+    assert result["tasks"] == 2 * 3  # one per variable and lead: the whole grid fits the budget
+    assert result["max_relative_difference"] < 1e-4  # the same CRPS, RMSE and spread as the peer
+    assert set(result["values_per_s"]) == {"all_cpus", "one_cpu", "baseline"}
+    assert result["ratio"] > 0 and result["parallel_efficiency"] > 0
