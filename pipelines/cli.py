@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--forecast", help="the ensemble store, for maps (with --truth)")
     rep.add_argument("--truth", help="the truth store, for the error maps")
     rep.add_argument("--output", default="report", help="folder to write (default ./report)")
+    rep.add_argument(
+        "--regions", help="comma-separated regions to draw, finished from the store's partial sums (e.g. tropics)"
+    )
+    rep.add_argument("--init-times", help="comma-separated init dates to take the scores over (e.g. 2003-01-04T00)")
     rep.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
 
     verify = sub.add_parser("verify", help="check an ensemble store's finished units against what they wrote")
@@ -170,6 +174,9 @@ def _report_command(args: argparse.Namespace) -> int:
 
     stage = {"kind": "report", "scores": args.scores, "compare": args.compare, "output": args.output}
     stage |= {"forecast": args.forecast, "truth": args.truth}
+    for key, value in (("regions", args.regions), ("init_times", args.init_times)):
+        if value:
+            stage[key] = [v.strip() for v in value.split(",") if v.strip()]
     raw = {"name": "report", "stages": [stage]}
     pipeline = parse_pipeline(raw)
     ctx = StageContext(base=Path.cwd(), overwrite=args.overwrite, pipeline_raw=raw)

@@ -148,8 +148,9 @@ def format_description(d: dict) -> str:
         "variables:",
     ]
     lines[1:1] = [f"  {name:<10} {text}" for name, text in d.get("axes", {}).items()]
+    sums = [n for n in d["variables"] if n.startswith(("sum_", "block_"))]
     for name, v in d["variables"].items():
-        if name in d.get("axes", {}) or name in ("valid_time", "perturbation", "sign", "seed"):
+        if name in d.get("axes", {}) or name in ("valid_time", "perturbation", "sign", "seed") or name in sums:
             continue
         units = v["attrs"].get("units", "")
         described = v["attrs"].get("long_name", "")
@@ -159,6 +160,11 @@ def format_description(d: dict) -> str:
             + (f" [{units}]" if units else "")
             + (f" {described}" if described else "")
             + f"; {_layout(v)}, {comp}"
+        )
+    if sums:  # a scores store's partial sums: one line, not one per array
+        lines.append(
+            f"  partial sums: {len(sums)} arrays per latitude row, init time and lead ({', '.join(sums[:3])}, ...); "
+            "other regions and dates are finished from them (score from_sums, report --regions)"
         )
     lines.append("attributes: " + ", ".join(d["attrs"]))
     if "members_done" in d:

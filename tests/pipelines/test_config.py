@@ -70,7 +70,7 @@ def test_overrides_by_index_by_name_and_top_level():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("stages.9.days=1", r"no element stages\.9 \(have 5\)"),
+        ("stages.9.days=1", r"no element stages\.9 \(have 4\)"),
         ("days", "expected key=value"),
         ("data.days.x=1", "cannot set a key inside a int"),
     ],

@@ -18,6 +18,7 @@ from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.ensemble.summaries import UnitSummary
 from swarmcast.ops.perturbations import BredVector, Control, CorrelatedNoise, GaussianNoise, Perturbation
 from swarmcast.pipelines.ensemble.actor_base import CheckpointUnitRunner
+from swarmcast.pipelines.scoring.online import scratch_path
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
 
@@ -65,18 +66,27 @@ class SFNOUnitRunner(CheckpointUnitRunner):
             members = plan.members(t0, plan.ids[unit.checkpoint])
             block = members[unit.block * layout.member_block : (unit.block + 1) * layout.member_block]
             writer = UnitWriter(self.store, layout, unit, defer=plan.actors.write_behind)
+            scratch = (  # scored, not stored: kept until the date is scored (pipelines.scoring.online)
+                UnitWriter(scratch_path(self.store), plan.scratch_layout, unit, defer=plan.actors.write_behind)
+                if plan.scratch_layout is not None
+                else None
+            )
             summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None
             h = torch.as_tensor(history, device=self.device)
             for chunk in run_unit(
                 self.model, self.perturbation, h, block, plan.n_steps, output_every=plan.config.output_every
             ):
                 writer.write(chunk[:, :, plan.keep])
+                if scratch is not None:
+                    scratch.write(chunk[:, :, plan.scratch_keep])
                 if summary is not None:
                     summary.add(chunk)
         # write-behind (the writer's ``defer``): the unit's shards are compressed and written
         # here, outside the compute lock, while the next unit computes
         if summary is not None:  # before the done flags, which writer.finish() sets last
             summary.write(self.store, unit.init, unit.checkpoint * layout.blocks_per_checkpoint + unit.block)
+        if scratch is not None:
+            scratch.finish()
         writer.finish()
         return unit
 

@@ -14,6 +14,7 @@ from swarmcast.ops.storage import Location
 from swarmcast.pipelines.config import StageConfig, Strict, resolve_path
 from swarmcast.pipelines.ensemble.settings import ActorSettings, CampaignSettings, InitTimes
 from swarmcast.pipelines.plan_bounds import Footprint
+from swarmcast.pipelines.scoring.settings import OnlineScoreSettings
 
 
 class PerturbationSettings(Strict):
@@ -73,6 +74,8 @@ class HindcastConfig(StageConfig):
     """Channels whose members are stored; None: all model channels; []: none (summaries only)."""
     summaries: SummarySettings | None = None
     """Online summaries (mean, variance, quantiles, exceedance) to store; None: none."""
+    score: OnlineScoreSettings | None = None
+    """Scores computed while the campaign runs, date by date; None: none (use a ``score`` stage)."""
     perturbation: PerturbationSettings = PerturbationSettings()
     """Member perturbations."""
     member_block: int | None = Field(None, ge=1)
@@ -103,8 +106,8 @@ class HindcastConfig(StageConfig):
         n = int(p.control) + 2 * p.pairs
         if self.member_block is not None and n % self.member_block:
             raise ValueError(f"member_block {self.member_block} must divide the {n} members per checkpoint")
-        if self.variables == [] and self.summaries is None:
-            raise ValueError("nothing to store: 'variables' is empty and no 'summaries' are configured")
+        if self.variables == [] and self.summaries is None and self.score is None:
+            raise ValueError("nothing to store: 'variables' is empty and no 'summaries' or 'score' are configured")
         if self.init_times != "latest":
             self.init_times.resolve()
         return self
@@ -117,7 +120,8 @@ class HindcastConfig(StageConfig):
         return [resolve_path(base, self.data), resolve_path(base, self.checkpoints)]
 
     def outputs(self, base: Path) -> list[Path]:
-        return [resolve_path(base, self.output)]
+        scores = [resolve_path(base, self.score.output)] if self.score is not None else []
+        return [resolve_path(base, self.output), *scores]
 
     def plan(self, base: Path) -> str:
         n_init = "the latest" if self.init_times == "latest" else self.n_init_times

@@ -9,6 +9,7 @@ the store layout, member seeds and per-unit facts to the actors (``actor.SFNOUni
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,7 @@ class HindcastPlan:
         self._check_states(ds)
         self.seed_mask = self._seed_channels(config.perturbation)
         self.layout = self._layout(ds)
+        self.score_variables, self.scratch_keep, self.scratch_layout = self._scored(config)
         self.run_seed = config.seed if config.seed is not None else ctx.seed
         self.ids = tuple(p.name for p in paths)
 
@@ -182,6 +184,20 @@ class HindcastPlan:
         units = {c: info.units for c in self.channels if (info := channel_info(c)) is not None}
         assert self.summary_spec is not None
         create_summary_arrays(path, self.summary_spec, shape, units)
+
+    def _scored(self, config: HindcastConfig) -> tuple[list[str], list[int], EnsembleLayout | None]:
+        """(channels scored online, model indices of those not stored, the scratch store's layout
+        for them or None): ``swarmcast.pipelines.scoring.online``."""
+        if config.score is None:
+            return [], [], None
+        names = config.score.variables if config.score.variables is not None else list(self.channels)
+        unknown = sorted(set(names) - set(self.channels))
+        if unknown or not names:
+            raise ConfigError(f"score.variables: {unknown or names} are not model channels {list(self.channels)}")
+        scratch = [v for v in names if v not in self.layout.channels]
+        if not scratch:
+            return names, [], None
+        return names, [self.channels.index(v) for v in scratch], replace(self.layout, channels=tuple(scratch))
 
     def _seed_channels(self, p: PerturbationSettings) -> list[bool]:
         names = p.seed_channels or [self.channels[0]]

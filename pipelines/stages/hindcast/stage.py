@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import zarr
 
+from swarmcast.ops import __version__
+from swarmcast.ops.data.cf import portable_path
+from swarmcast.ops.data.channels import channel_info
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.done_flags import done_units
 from swarmcast.ops.ensemble.lease import StoreLease
@@ -26,6 +30,9 @@ from swarmcast.pipelines.ensemble.output import open_ensemble_output
 from swarmcast.pipelines.stages.hindcast.config import HindcastConfig
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
+if TYPE_CHECKING:
+    from swarmcast.pipelines.scoring.online import OnlineScorer
+
 
 def run(config: HindcastConfig, ctx: StageContext) -> dict:
     from swarmcast.pipelines.ensemble.scheduler import ActorPool, run_units  # imports Ray: only when running
@@ -37,6 +44,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     out = resolve_path(ctx.base, config.output)
     hashes = plan.hashes  # verified against each checkpoint.json before the store records them
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
+    scorer = _online_scorer(config, plan, ctx, out, fingerprint)  # its checks run before any actor
     with StoreLease(out, f"hindcast stage {config.label!r}") as lease, ActorPool(plan, out, SFNOUnitRunner) as pool:
         pending = open_ensemble_output(
             out,
@@ -52,15 +60,28 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         )
         total = len(list(plan.layout.units()))
         merged = [_merge_summaries(plan, out)]  # dates a killed run finished but did not merge
+        if scorer is not None:
+            scorer.start_scratch(fresh=len(pending) == total)
+            for i in _finished_dates(plan, out):  # dates a killed run finished but did not score
+                scorer.date_done(i)
+
+        def date_done(init: int) -> None:
+            merged.append(_merge_summaries(plan, out, [init]))
+            if scorer is not None:
+                scorer.date_done(init)
+
         window = DateWindow(
             pending,
             order=config.campaign.order,
             max_dates=config.campaign.max_concurrent_dates,
             # a finished date is final at once: analysts can open its summaries mid-campaign
-            on_date_done=lambda init: merged.append(_merge_summaries(plan, out, [init])),
+            on_date_done=date_done,
         )
         report = run_units(plan, out, pending, label=config.label, runner=SFNOUnitRunner, window=window, pool=pool)
+    # after the pool is gone: scoring tasks left waiting for CPUs the actors held run now
+    scores = scorer.finish() if scorer is not None else {}
     return {
+        **scores,
         "path": str(out),
         "units": total,
         "computed": len(pending),
@@ -72,6 +93,41 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         "dates_in_order": [str(plan.layout.init_times[i].astype("datetime64[h]")) for i in window.completed],
         "most_dates_at_once": window.most_open,
     }
+
+
+def _online_scorer(
+    config: HindcastConfig, plan: HindcastPlan, ctx: StageContext, out: Location, fingerprint: dict
+) -> OnlineScorer | None:
+    """The hindcast's online scorer (``score:``), its inputs checked; None without the section."""
+    if config.score is None:
+        return None
+    from swarmcast.pipelines.scoring.online import OnlineScorer  # imports Ray: only when running
+
+    s = config.score
+    truth = resolve_path(ctx.base, s.truth if s.truth is not None else config.data)
+    units = {c: (info.units if (info := channel_info(c)) is not None else None) for c in plan.score_variables}
+    attrs = {
+        "Conventions": "CF-1.10",
+        "title": "swarmcast ensemble scores",
+        "source": f"swarmcast {__version__}",
+        "history": f"scored online by the hindcast stage of swarmcast {__version__}",
+        "forecast": portable_path(config.output),
+        "truth": portable_path(s.truth if s.truth is not None else config.data),
+        "swarmcast_stage": json.dumps(fingerprint),
+        "pipeline": json.dumps(ctx.pipeline_raw),
+    }
+    seed = plan.run_seed
+    score_out = resolve_path(ctx.base, s.output)
+    return OnlineScorer(
+        s, plan.layout, out, truth, score_out, units, plan.scratch_layout, seed, config.label, attrs, ctx.overwrite
+    )
+
+
+def _finished_dates(plan: HindcastPlan, store: Location) -> list[int]:
+    """Init indices whose units are all done."""
+    lay = plan.layout
+    units_done = Counter(u.init for u in done_units(store, lay))
+    return [i for i in range(len(lay.init_times)) if units_done[i] == len(lay.checkpoints) * lay.blocks_per_checkpoint]
 
 
 def _merge_summaries(plan: HindcastPlan, store: Location, inits: list[int] | None = None) -> int:

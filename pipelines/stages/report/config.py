@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from swarmcast.pipelines.config import StageConfig, resolve_path
+from swarmcast.pipelines.scoring.settings import Region
 
 
 class ReportConfig(StageConfig):
@@ -26,6 +27,13 @@ class ReportConfig(StageConfig):
     compare: str | None = None
     """Another run's scores store: the page adds this run against it (CRPS differences per
     lead with intervals over their common init dates, and where they are significant)."""
+    regions: list[Region] | None = None
+    """Regions to draw beside ``global`` (the headline figures' region); None: those of the
+    scores store. Finished from its partial sums (``swarmcast.ops.verification.finish``), with no
+    pass over the ensemble."""
+    init_times: list[str] | None = None
+    """Init dates (ISO, e.g. "2003-01-04T00") the scores are taken over; None: all. Finished
+    from the partial sums, like ``regions``."""
     title: str = "swarmcast ensemble verification"
     """Page title."""
 

@@ -15,6 +15,7 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from swarmcast.ops.data.cf import portable_path
@@ -22,7 +23,9 @@ from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.storage import as_zarr, publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble, report
 from swarmcast.ops.verification import report_breakdowns as extra
+from swarmcast.ops.verification.finish import finish_scores
 from swarmcast.ops.verification.report_page import interactive_section
+from swarmcast.ops.verification.sums_store import MismatchedSumsError, sums_of
 from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.stages.report.config import ReportConfig
@@ -77,8 +80,31 @@ def _open_scores(path: Path, key: str) -> xr.Dataset:
     return scores
 
 
+def _refinished(config: ReportConfig, scores: xr.Dataset) -> xr.Dataset:
+    """The scores over ``config.regions`` and ``config.init_times``, finished from the store's sums."""
+    if config.regions is None and config.init_times is None:
+        return scores
+    try:
+        sums = sums_of(scores)
+    except MismatchedSumsError as err:
+        raise ConfigError(f"scores: {err}") from None
+    if config.init_times is not None:
+        want = np.array(config.init_times, dtype="datetime64[ns]")
+        have = scores["init_time"].values.astype("datetime64[ns]")
+        missing = [config.init_times[k] for k, t in enumerate(want) if t not in have]
+        if missing:
+            shown = [str(t.astype("datetime64[h]")) for t in have[:5]]
+            raise ConfigError(f"init_times: {missing} are not scored in the store (it has {shown}...)")
+        sums = sums.sel(init_time=want)
+    regions = config.regions or [str(r) for r in scores["region"].values]
+    regions = ["global", *[r for r in regions if r != "global"]]  # the headline figures are global
+    out = finish_scores(sums, regions, str(scores.attrs.get("latitude_weighting", "area")))
+    out.attrs = {**scores.attrs, **out.attrs}
+    return out
+
+
 def run(config: ReportConfig, ctx: StageContext) -> dict:
-    scores = _open_scores(resolve_path(ctx.base, config.scores), "scores")
+    scores = _refinished(config, _open_scores(resolve_path(ctx.base, config.scores), "scores"))
     out = resolve_path(ctx.base, config.output)
     tmp = staging(out)
     variables = [str(v) for v in scores["variable"].values]
