@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import ray
@@ -84,12 +85,16 @@ def warm_workers(cpus: float = 1.0) -> tuple[int, int]:
     return len({pid for pid, _ in answers}), max(rss for _, rss in answers)
 
 
+def _remote(cpus: float, memory_budget: int, max_retries: int = 3) -> Any:
+    return _score_block.options(num_cpus=cpus, memory=memory_budget, max_retries=max_retries)
+
+
 def submit_tasks(
     inputs: ScoringInputs, spec: ScoringSpec, tasks: Sequence[BlockTask], *, memory_budget: int, cpus: float = 1.0
 ) -> list[ray.ObjectRef]:
     """Submit every one of ``tasks`` at once (a date of an online scorer: a few dozen); their refs."""
     inputs_ref, spec_ref = ray.put(inputs), ray.put(spec)
-    remote = _score_block.options(num_cpus=cpus, memory=memory_budget, max_retries=3)
+    remote = _remote(cpus, memory_budget)
     return [remote.remote(inputs_ref, spec_ref, t) for t in tasks]
 
 
@@ -103,7 +108,6 @@ def run_tasks(
     cpus: float = 1.0,
     max_retries: int = 3,
     in_flight: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Run ``tasks`` on the cluster, calling ``on_result`` with each task's sums as it finishes.
 
@@ -112,28 +116,15 @@ def run_tasks(
     Returns the number of tasks run.
     """
     inputs_ref, spec_ref = ray.put(inputs), ray.put(spec)
-    remote = _score_block.options(num_cpus=cpus, memory=memory_budget, max_retries=max_retries)
+    remote = _remote(cpus, memory_budget, max_retries)
     limit = in_flight or max(2, int(2 * ray.cluster_resources().get("CPU", 1) / cpus))
-    queue: Iterable[BlockTask] = iter(tasks)
-    running: list = []
-    done = 0
-    for t in queue:
-        running.append(remote.remote(inputs_ref, spec_ref, t))
-        if len(running) < limit:
-            continue
+    waiting, running, done = list(reversed(tasks)), [], 0
+    while waiting or running:
+        while waiting and len(running) < limit:
+            running.append(remote.remote(inputs_ref, spec_ref, waiting.pop()))
         finished, running = ray.wait(running, num_returns=1)
-        for ref in finished:
-            on_result(ray.get(ref))
-            done += 1
-            if on_progress:
-                on_progress(done)
-    while running:
-        finished, running = ray.wait(running, num_returns=1)
-        for ref in finished:
-            on_result(ray.get(ref))
-            done += 1
-            if on_progress:
-                on_progress(done)
+        on_result(ray.get(finished[0]))
+        done += 1
     return done
 
 

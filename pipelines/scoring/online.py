@@ -147,7 +147,7 @@ class OnlineScorer:
             if f.stem not in keys:
                 continue
             try:
-                check_same_sums(xr.open_zarr(f), self.identity, str(f))
+                check_same_sums(xr.open_zarr(f, consolidated=False), self.identity, str(f))
             except MismatchedSumsError as err:
                 raise ConfigError(f"score: {err}; delete {self.partial} to score again") from None
             saved.add(keys[f.stem])
@@ -218,7 +218,7 @@ class OnlineScorer:
         self.partial.mkdir(parents=True, exist_ok=True)
         target = self.partial / f"{_date_key(self.layout.init_times[i])}.zarr"
         tmp = staging(target)
-        sums.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)
+        sums.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)  # small, read back once
         publish(tmp, target, marker="zarr.json", replace=True)
         self.saved.add(i)
         if self.scratch_layout is not None and not is_remote(self.store):
@@ -234,7 +234,10 @@ class OnlineScorer:
         missing = sorted(set(range(len(self.layout.init_times))) - self.saved)
         if missing:
             raise RuntimeError(f"score: dates {missing} have no saved sums")  # run_units finished every unit
-        parts = [xr.open_zarr(self.partial / f"{_date_key(t)}.zarr").load() for t in self.layout.init_times]
+        parts = [
+            xr.open_zarr(self.partial / f"{_date_key(t)}.zarr", consolidated=False).load()
+            for t in self.layout.init_times
+        ]
         sums = xr.concat(parts, dim="init_time", data_vars="minimal", coords="minimal", compat="override")
         sums.attrs = parts[0].attrs
         scores = finish_scores(sums, self.settings.regions, self.settings.weighting)

@@ -19,7 +19,7 @@ import yaml
 import zarr
 
 from support.hindcasts import STAGE, files, hindcast_inputs, run, workdir
-from support.processes import pids_running
+from support.processes import Killer
 from swarmcast.ops.checkpoint import load_model
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.lease import LEASE_KEY, StoreBusyError
@@ -94,25 +94,12 @@ def test_second_run_computes_nothing_and_other_configs_are_refused(reference):
 def test_killed_actor_mid_run_gives_a_bit_identical_store(reference, inputs, tmp_path):
     ref_path, _ = reference
     base = workdir(tmp_path, inputs)
-    killed: list[int] = []
-
-    def killer():
-        # Ray titles an actor's process "ray::<Class>.<method>" while a method runs: killing
-        # one titled ".run" lands mid-unit (not on a constructor, nor on an idle actor about
-        # to be released), so that unit must be redone.
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            pids = pids_running("UnitRunner.run")
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    (result,) = run(base)
-    thread.join(timeout=5)
-    assert killed, "no actor was killed"
+    # Ray titles an actor's process "ray::<Class>.<method>" while a method runs: killing one
+    # titled ".run" lands mid-unit (not on a constructor, nor on an idle actor about to be
+    # released), so that unit must be redone.
+    with Killer("UnitRunner.run") as killer:
+        (result,) = run(base)
+    assert killer.killed, "no actor was killed"
     assert result["redone"] >= 1, result  # the killed actor's unit really was computed again
     assert result["actors_started"] >= 3  # one per checkpoint, and the replacement
     assert files(base / "hindcast.zarr") == files(ref_path)

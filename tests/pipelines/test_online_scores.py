@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from support.checkpoints import write_untrained_checkpoint
+from support.stages import SMALL_HINDCAST
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.runner import run_pipeline
@@ -20,14 +21,7 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 ONLINE = {"regions": ["global", "tropics"], "bootstrap": 3, "task_cpus": 0.25}
 HINDCAST = {
-    "kind": "hindcast",
-    "data": "data.zarr",
-    "checkpoints": "checkpoints",
-    "output": "hindcast.zarr",
-    "init_times": {"times": ["2001-01-01T18", "2001-01-02T00", "2001-01-02T06"]},
-    "lead_hours": 12,
-    "perturbation": {"kind": "bred-vector", "pairs": 2, "seed_channels": ["h"]},
-    "actors": {"cpus": 0.5},
+    **SMALL_HINDCAST,
     "campaign": {"max_concurrent_dates": 1},
     "score": {**ONLINE, "output": "online.zarr"},
 }

@@ -3,18 +3,16 @@ stored sums for a new region, and the inputs it refuses."""
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from support.datasets import canonical_dataset, write_canonical_store, write_synthetic_ensemble
-from support.processes import pids_running
+from support.processes import Killer
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.verification.blocks import task_bytes
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
@@ -57,23 +55,10 @@ def test_a_latitude_split_on_ray_gives_the_scores_of_whole_blocks(ray_session, b
 
 def test_a_killed_scoring_task_is_retried_and_the_scores_are_unchanged(ray_session, base):
     run(base, {**SCORE, "output": "reference.zarr", "bootstrap": 40})
-    killed: list[int] = []
-
-    def killer() -> None:
-        # Ray titles a task's worker "ray::score_block" while the task runs
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            pids = pids_running(f"ray::{TASK_NAME}")
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    run(base, {**SCORE, "output": "killed.zarr", "bootstrap": 40})
-    thread.join(timeout=5)
-    assert killed, "no scoring task was killed"
+    # Ray titles a task's worker "ray::score_block" while the task runs
+    with Killer(f"ray::{TASK_NAME}", poll_s=0.005) as killer:
+        run(base, {**SCORE, "output": "killed.zarr", "bootstrap": 40})
+    assert killer.killed, "no scoring task was killed"
     a, b = xr.open_zarr(base / "reference.zarr"), xr.open_zarr(base / "killed.zarr")
     for name in COMPARED:
         np.testing.assert_array_equal(b[name], a[name], err_msg=name)
@@ -116,3 +101,21 @@ def test_bad_scoring_inputs_are_refused_before_work(ray_session, base, tmp_path)
         write_canonical_store(xr.open_zarr(base / "truth.zarr").isel(time=slice(0, 6)), short / "truth.zarr")
         (short / "ens.zarr").symlink_to(base / "ens.zarr")
         run(short, SCORE)
+
+
+def test_unfinished_dates_are_left_out_and_other_grids_refused(ray_session, base, tmp_path, capsys):
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copytree(base / "ens.zarr", part / "ens.zarr")
+    (part / "truth.zarr").symlink_to(base / "truth.zarr")
+    done = zarr.open_group(part / "ens.zarr", mode="r+", use_consolidated=False)["member_done"]
+    done[2, :4] = False  # the last date is still being written
+    result = run(part, SCORE)
+    assert result["init_times"] == 2
+    assert "scoring the 2 finished init times; 1 unfinished left out" in capsys.readouterr().out
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    write_canonical_store(xr.open_zarr(base / "truth.zarr").isel(lat=slice(0, 9)), coarse / "truth.zarr")
+    (coarse / "ens.zarr").symlink_to(base / "ens.zarr")
+    with pytest.raises(ConfigError, match="truth: forecast and truth lat grids differ"):
+        run(coarse, SCORE)

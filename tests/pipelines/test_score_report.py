@@ -16,6 +16,7 @@ from PIL import Image
 from support.browser import CHROMEDRIVER, CHROMIUM, headless_chromium
 from support.cf_check import cf_failures, to_netcdf
 from support.checkpoints import write_untrained_checkpoint
+from support.stages import SMALL_HINDCAST
 from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
@@ -24,16 +25,7 @@ from swarmcast.pipelines.runner import run_pipeline
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
-HINDCAST = {
-    "kind": "hindcast",
-    "data": "data.zarr",
-    "checkpoints": "checkpoints",
-    "output": "hindcast.zarr",
-    "init_times": {"times": ["2001-01-01T18", "2001-01-02T00", "2001-01-02T06"]},
-    "lead_hours": 12,
-    "perturbation": {"kind": "bred-vector", "pairs": 2, "seed_channels": ["h"]},
-    "actors": {"cpus": 0.5},
-}
+HINDCAST = SMALL_HINDCAST
 SCORE = {"kind": "score", "regions": ["global", "tropics"], "bootstrap": 3}
 REPORT = {"kind": "report"}
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 
@@ -68,3 +72,30 @@ def listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:
             if inode in listening:
                 found.append((*listening[inode], pid))
     return found
+
+
+class Killer:
+    """A thread that SIGKILLs the first process whose command line holds ``fragment`` (Ray
+    titles a worker "ray::<Class>.<method>" or "ray::<task>" while it runs one), polling every
+    ``poll_s`` until ``timeout_s``. Use as a context manager; ``killed`` lists the pids killed."""
+
+    def __init__(self, fragment: str, *, poll_s: float = 0.02, timeout_s: float = 120.0) -> None:
+        self.fragment, self.poll_s, self.timeout_s = fragment, poll_s, timeout_s
+        self.killed: list[int] = []
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        deadline = time.time() + self.timeout_s
+        while time.time() < deadline and not self.killed:
+            pids = pids_running(self.fragment)
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                self.killed.append(pids[0])
+            time.sleep(self.poll_s)
+
+    def __enter__(self) -> Killer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=5)

@@ -22,6 +22,7 @@ from swarmcast.ops.data.cf import portable_path
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.ensemble.verify import check_store
 from swarmcast.ops.errors import InputError
+from swarmcast.ops.progress import Progress
 from swarmcast.ops.storage import open_zarr_dataset, publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble
 from swarmcast.ops.verification.blocks import MemoryBudgetError, ScoringSpec, SumsCollector, TaskSums, plan_tasks
@@ -77,7 +78,10 @@ def _open_inputs(
         raise ConfigError(f"ensemble_sizes: {config.ensemble_sizes} must lie in 1..{m} (members in the forecast)")
     valid = ens["valid_time"].values
     check_valid_times(truth, valid, "truth")
-    aligned = align_truth(ens, truth[variables])
+    try:
+        aligned = align_truth(ens, truth[variables])
+    except ValueError as err:  # another grid
+        raise ConfigError(f"truth: {err}") from None
     skip = nonfinite_blocks(truth, valid, variables, config.nonfinite_truth, config.label)
     return ens, aligned, variables, skip, climatology(truth, variables)
 
@@ -121,20 +125,24 @@ def _scored_sums(config: ScoreConfig, ctx: StageContext) -> tuple[xr.Dataset, di
     )
     peak = [0]
 
+    bar = Progress(f"{config.label}: scoring", len(tasks), "tasks")
+
     def place(result: TaskSums) -> None:
         collector.add(result)
         peak[0] = max(peak[0], result.peak_rss_bytes)
+        bar.update(1)
 
     try:
-        run_tasks(
-            inputs,
-            ScoringSpec(groups, seed, config.spectra, batch),
-            tasks,
-            place,
-            memory_budget=budget,
-            cpus=config.task_cpus,
-            in_flight=config.max_tasks_in_flight,
-        )
+        with bar:
+            run_tasks(
+                inputs,
+                ScoringSpec(groups, seed, config.spectra, batch),
+                tasks,
+                place,
+                memory_budget=budget,
+                cpus=config.task_cpus,
+                in_flight=config.max_tasks_in_flight,
+            )
     except Exception as err:  # a task's read failed: name the damaged shards when there are some
         _name_unreadable_shards(fpath, err)
         raise
