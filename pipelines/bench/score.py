@@ -158,7 +158,11 @@ def _difference(folder: Path, theirs: dict[str, np.ndarray]) -> float:
 
 def run(params: dict) -> dict:
     import ray
-    import scoringrules as sr
+
+    try:
+        import scoringrules as sr
+    except ImportError:  # the baseline's library, not a runtime dependency
+        raise RuntimeError("bench score compares against scoringrules: pip install scoringrules numba") from None
 
     from swarmcast.pipelines.bench.common import check_params
     from swarmcast.pipelines.scoring.fanout import warm_workers
