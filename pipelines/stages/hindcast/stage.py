@@ -3,8 +3,10 @@
 The coordinator (``run``) checks everything first (``plan.HindcastPlan``), creates the store
 once with all metadata (or reopens it when the same config made it), and hands the units not yet
 marked done to Ray actors, one checkpoint per actor (``actor.SFNOUnitRunner``, scheduled by
-``swarmcast.pipelines.ensemble.scheduler``). Store layout: ``swarmcast.ops.ensemble.store``;
-perturbations: ``swarmcast.ops.perturbations``; the whole story: ARCHITECTURE.md, "Work units".
+``swarmcast.pipelines.ensemble.scheduler``). With a ``score:`` section each finished date is
+scored while later dates compute (``swarmcast.pipelines.scoring.online``). Store layout:
+``swarmcast.ops.ensemble.store``; perturbations: ``swarmcast.ops.perturbations``; the whole
+story: ARCHITECTURE.md, "Work units" and "Verification".
 """
 
 from __future__ import annotations
