@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,15 @@ def test_the_report_draws_a_region_and_a_date_finished_from_the_sums(online, mon
     crps = want["crps"].sel(variable="h", region="southern-extratropics").values
     np.testing.assert_allclose(data["series"]["h"]["southern-extratropics"]["crps"]["values"], crps, rtol=1e-5)
     assert main([*args[:3], "arctic", "--output", "north"]) == 2  # an unknown region: a clear error
+
+
+def test_a_scores_store_another_config_made_is_kept_and_refused(online, swe_store, tmp_path_factory):
+    base, _ = online
+    other = workdir(tmp_path_factory, swe_store, "foreign")
+    shutil.copytree(base / "online.zarr", other / "online.zarr")  # made by HINDCAST, not by the config below
+    before = sorted(p.name for p in (other / "online.zarr").iterdir())
+    refused = r"score\.output: .*online\.zarr exists and was not made by this hindcast config"
+    with pytest.raises(ConfigError, match=refused):
+        run(other, [{**HINDCAST, "score": {**HINDCAST["score"], "bootstrap": 4}}])
+    assert sorted(p.name for p in (other / "online.zarr").iterdir()) == before
+    assert not (other / "hindcast.zarr").exists()  # refused before the store was created
