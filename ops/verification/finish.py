@@ -20,13 +20,9 @@ import numpy as np
 import xarray as xr
 
 from swarmcast.kernels.ensemble_scores import expected_outlier_rate, spread_skill_ratio
-from swarmcast.kernels.sphere import lat_cell_area_weights
 from swarmcast.ops.data.cf import NO_FILL, squared_units
-from swarmcast.ops.errors import UnknownNameError
-from swarmcast.ops.verification.metrics import REGIONS
+from swarmcast.ops.verification.metrics import region_row_weights
 from swarmcast.ops.verification.partial_sums import CHECKPOINT_SUMS, POINT_SUMS, SIZE_SUMS
-
-WEIGHTINGS = ("area", "cos-lat")
 
 _META = {
     "rmse": ("ensemble-mean root mean squared error", 1),
@@ -66,19 +62,6 @@ _DIMS = {
     **{f"{k}_per_checkpoint": (*_REGIONAL, "checkpoint") for k in ("crps", "rmse", "spread")},
 }
 SPECTRA = ("spectrum_members", "spectrum_ensemble_mean", "spectrum_truth")
-
-
-def row_weights(lat: np.ndarray, region: str, weighting: str = "area") -> np.ndarray:
-    """Weights (nlat,) of the latitude rows inside ``region`` (bounds inclusive), 0 outside:
-    whole-grid cell areas (``area``, WeatherBench2's) or ``cos-lat``."""
-    if region not in REGIONS:
-        raise UnknownNameError(f"unknown region {region!r}; known: {sorted(REGIONS)}")
-    if weighting not in WEIGHTINGS:
-        raise UnknownNameError(f"unknown latitude weighting {weighting!r}; known: {list(WEIGHTINGS)}")
-    lat = np.asarray(lat, dtype=np.float64)
-    south, north = REGIONS[region]
-    w = lat_cell_area_weights(lat) if weighting == "area" else np.clip(np.cos(np.deg2rad(lat)), 0.0, None)
-    return np.where((lat >= south) & (lat <= north), w, 0.0)
 
 
 def units_attrs(units: Sequence[str], power: int) -> dict[str, str]:
@@ -155,7 +138,7 @@ def finish_scores(sums: xr.Dataset, regions: Sequence[str], weighting: str = "ar
     """
     if not regions:
         raise ValueError("regions: give at least one region")
-    w = np.stack([row_weights(sums["lat"].values, r, weighting) for r in regions])
+    w = np.stack([region_row_weights(sums["lat"].values, r, weighting) for r in regions])
     with np.errstate(invalid="ignore", divide="ignore"):
         values = _scores(sums, w)
     units = [str(u) for u in sums["units"].values]
@@ -186,4 +169,4 @@ def finish_scores(sums: xr.Dataset, regions: Sequence[str], weighting: str = "ar
     return ds
 
 
-__all__ = ["WEIGHTINGS", "finish_scores", "row_weights", "units_attrs"]
+__all__ = ["finish_scores", "units_attrs"]

@@ -143,13 +143,21 @@ def extreme_forecast_index(clim_quantiles: xr.DataArray, fc: xr.DataArray) -> xr
     )
 
 
-def region_row_weights(lat: np.ndarray, region: str) -> np.ndarray:
-    """Whole-grid cell-area weights of the latitude rows inside ``region``, 0 outside, shape (nlat,)."""
+WEIGHTINGS = ("area", "cos-lat")
+"""Latitude weightings: whole-grid cell areas (WeatherBench2's) or cos(latitude)."""
+
+
+def region_row_weights(lat: np.ndarray, region: str, weighting: str = "area") -> np.ndarray:
+    """Weights (nlat,) of the latitude rows inside ``region`` (bounds inclusive), 0 outside:
+    whole-grid cell areas (``area``) or ``cos-lat``."""
     if region not in REGIONS:
         raise UnknownNameError(f"unknown region {region!r}; known: {sorted(REGIONS)}")
+    if weighting not in WEIGHTINGS:
+        raise UnknownNameError(f"unknown latitude weighting {weighting!r}; known: {list(WEIGHTINGS)}")
     south, north = REGIONS[region]
-    lat = np.asarray(lat)
-    return np.where((lat >= south) & (lat <= north), lat_cell_area_weights(lat), 0.0)
+    lat = np.asarray(lat, dtype=np.float64)
+    w = lat_cell_area_weights(lat) if weighting == "area" else np.clip(np.cos(np.deg2rad(lat)), 0.0, None)
+    return np.where((lat >= south) & (lat <= north), w, 0.0)
 
 
 def region_mean(field: xr.DataArray, region: str, dims: tuple[str, ...] = ("lat", "lon")) -> xr.DataArray:
@@ -168,6 +176,7 @@ def weighted_rank_histogram(ranks: np.ndarray, lat: np.ndarray, members: int, re
 
 __all__ = [
     "REGIONS",
+    "WEIGHTINGS",
     "IncompleteEnsembleError",
     "align_truth",
     "best_member_squared_error",
