@@ -106,6 +106,21 @@ def channel_from_reanalysis(name: str, level: int | None) -> str | None:
     return None
 
 
+# Channels that cannot go below a value (a depth, an absolute temperature, a pressure, an amount):
+# a perturbation that takes an initial state below it makes an unphysical member.
+_LOWER_BOUNDS = {"h": 0.0, "t2m": 0.0, "d2m": 0.0, "msl": 0.0, "sp": 0.0, "tcwv": 0.0, "tp06": 0.0}
+_LOWER_BOUND_PREFIXES = {"t": 0.0, "q": 0.0, "r": 0.0}
+
+
+def physical_lower_bound(channel: str) -> float | None:
+    """The value ``channel`` cannot go below in its units (0 for depths, K, Pa, amounts); None if
+    it can take any value (winds, vorticity, geopotential) or is unknown."""
+    if channel in _LOWER_BOUNDS:
+        return _LOWER_BOUNDS[channel]
+    m = _LEVEL_CHANNEL.match(channel)
+    return _LOWER_BOUND_PREFIXES.get(m["prefix"]) if m else None
+
+
 def channel_info(channel: str) -> ChannelInfo | None:
     """CF metadata for ``channel`` if the catalogue knows it."""
     if channel in SURFACE:

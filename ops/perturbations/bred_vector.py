@@ -2,8 +2,9 @@
 
 Toth & Kalnay 1993/1997 (breeding); Mahesh et al. 2024, "Huge Ensembles Part I" (HENS recipe):
 
-1. Seed noise: a correlated Gaussian field (length scale ~500 km) times the per-channel target
-   amplitude, on the seed channels only (HENS: z500), zero elsewhere.
+1. Seed noise: a correlated Gaussian field (HENS: length scale 500 km at 0.25 degrees; here
+   ``length_scale_m``, None: chosen from the grid, ``swarmcast.kernels.random_fields``) times
+   the per-channel target amplitude, on the seed channels only (HENS: z500), zero elsewhere.
 2. ``cycles`` breeding cycles from t0 - cycles*dt: the control analysis x_i and the perturbed
    x_i + dx are each advanced one model step with the same checkpoint; dx becomes the
    difference, rescaled per channel to the target with the hemispheric-centred RMS
@@ -38,7 +39,7 @@ class BredVector:
         seed_channels: Sequence[bool],
         *,
         cycles: int = 3,
-        length_scale_m: float = 5.0e5,
+        length_scale_m: float | None = None,
         tropics_deg: float = 20.0,
         nonnegative: Sequence[bool] | None = None,
     ) -> None:

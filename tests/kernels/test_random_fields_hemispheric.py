@@ -3,7 +3,13 @@ import pytest
 import torch
 
 from swarmcast.kernels.hemispheric import hemispheric_rescale, hemispheric_rms
-from swarmcast.kernels.random_fields import correlated_field
+from swarmcast.kernels.random_fields import (
+    EARTH_RADIUS_M,
+    auto_length_scale_m,
+    check_length_scale,
+    correlated_field,
+    grid_spacing_m,
+)
 from swarmcast.kernels.sphere import equiangular_latitudes, quadrature_weights
 
 
@@ -59,3 +65,25 @@ def test_zero_channel_stays_zero():
     lat = torch.as_tensor(equiangular_latitudes(9))
     out = hemispheric_rescale(torch.zeros(1, 1, 9, 4), torch.tensor([1.0]), lat, quadrature_weights(9))
     assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_grid_spacing_and_the_automatic_length_scale():
+    # 0.25 degrees (721 x 1440): 27.8 km, so HENS's 500 km (18 spacings) is kept
+    assert grid_spacing_m(721, 1440) == pytest.approx(np.pi * EARTH_RADIUS_M / 720)
+    assert auto_length_scale_m(721, 1440) == 5.0e5
+    # the demo's 32 x 64: rows pi R / 31 = 646 km apart, so 3 spacings = 1937 km
+    assert auto_length_scale_m(32, 64) == pytest.approx(3 * np.pi * EARTH_RADIUS_M / 31)
+    check_length_scale(2.01 * grid_spacing_m(32, 64), 32, 64)
+    with pytest.raises(
+        ValueError, match=r"500 km is below 2 grid spacings of the 32 x 64 grid \(2 x 646 km = 1291 km\)"
+    ):
+        check_length_scale(5.0e5, 32, 64)
+
+
+def test_at_two_spacings_the_noise_keeps_about_one_percent_of_its_power_at_the_truncation():
+    # the power law the module docstring gives: exp(-l (l + 1) (L / R)^2 / 2) at l = lmax
+    nlat, nlon = 33, 64
+    lmax = (nlat + 1) // 2 - 1
+    for spacings, most in ((2.0, 0.02), (3.0, 1e-4)):
+        ratio = (spacings * grid_spacing_m(nlat, nlon) / EARTH_RADIUS_M) ** 2
+        assert np.exp(-lmax * (lmax + 1) * ratio / 2) < most

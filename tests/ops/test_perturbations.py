@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from swarmcast.kernels.hemispheric import hemispheric_rms
+from swarmcast.kernels.random_fields import grid_spacing_m
 from swarmcast.kernels.sphere import equiangular_latitudes, quadrature_weights
 from swarmcast.ops.perturbations import (
     BredVector,
@@ -35,7 +36,7 @@ def history(steps: int) -> torch.Tensor:
 KINDS = {
     "control": lambda: Control(),
     "gaussian": lambda: GaussianNoise(TARGET),
-    "correlated": lambda: CorrelatedNoise(TARGET, length_scale_m=1e6),
+    "correlated": lambda: CorrelatedNoise(TARGET, length_scale_m=3e6),
     "bred": lambda: BredVector(TARGET, [True, False, False], cycles=3),
 }
 MEMBERS = [Member(0, 0, 0), Member(1, 1, 101), Member(1, -1, 101), Member(2, 1, 202), Member(2, -1, 202)]
@@ -181,3 +182,13 @@ def test_member_plan_control_then_pairs_with_shared_seeds():
     assert [(m.index, m.sign) for m in plan_members(7, t, "c", 1, control=False)] == [(1, 1), (1, -1)]
     with pytest.raises(ValueError, match="control member or at least one pair"):
         plan_members(7, t, "c", 0, control=False)
+
+
+def test_a_correlation_length_the_grid_cannot_resolve_is_refused_and_none_picks_one():
+    # 17 x 32 grid: pi R / 16 = 2 pi R / 32 = 1251 km, so 2 spacings = 2502 km
+    with pytest.raises(ValueError, match=r"2000 km is below 2 grid spacings of the 17 x 32 grid .*2502 km"):
+        make(CorrelatedNoise(TARGET, length_scale_m=2e6))
+    with pytest.raises(ValueError, match="below 2 grid spacings"):
+        make(BredVector(TARGET, [True, False, False], cycles=1, length_scale_m=5e5))
+    auto, explicit = CorrelatedNoise(TARGET), CorrelatedNoise(TARGET, length_scale_m=3 * grid_spacing_m(NLAT, NLON))
+    assert torch.equal(make(auto), make(explicit))  # None: 3 spacings on this grid

@@ -47,6 +47,18 @@ def with_values(tmp_path, inputs, channel: str, time: str, rows: tuple, value: f
         ({"variables": ["h", "z500"]}, r"variables: \['z500'\] are not model channels"),
         ({"perturbation": {"seed_channels": ["t2m"]}}, r"perturbation: channels \['t2m'\] are not model channels"),
         ({"checkpoints": "nowhere"}, r"no checkpoint folders"),
+        # 16 x 32 grid: pi R / 15 = 1334 km between rows, so 2 spacings = 2669 km
+        (
+            {"perturbation": {"length_scale_km": 1000}},
+            r"length_scale_km: a correlation length of 1000 km is below 2 grid spacings of the 16 x 32 grid "
+            r"\(2 x 1334 km = 2669 km\).*'auto' \(4003 km here\)",
+        ),
+        # the test checkpoints' 48 h RMSE of h is 100 m; the smallest initial depth is ~9,000 m
+        (
+            {"perturbation": {"amplitude_factor": 30}},
+            r"amplitude_factor: 30 x the 48 h RMSE of h \(100\) gives perturbations of 3000 RMS; at 4 sigma "
+            r"they take h below 0 \(its smallest initial value is 9\d{3}\.?\d*\)\. Lower amplitude_factor to at most 2",
+        ),
     ],
 )
 def test_bad_hindcast_inputs_fail_before_any_work(inputs, tmp_path, change, message):

@@ -32,10 +32,10 @@ def make_perturbation(plan: HindcastPlan, meta: dict) -> Perturbation:
     nonneg = [c in p.nonnegative for c in plan.channels]
     if p.kind == "bred-vector":
         return BredVector(
-            target, plan.seed_mask, cycles=p.cycles, length_scale_m=p.length_scale_km * 1e3, nonnegative=nonneg
+            target, plan.seed_mask, cycles=p.cycles, length_scale_m=plan.length_scale_m, nonnegative=nonneg
         )
     if p.kind == "correlated":
-        return CorrelatedNoise(target, length_scale_m=p.length_scale_km * 1e3, nonnegative=nonneg)
+        return CorrelatedNoise(target, length_scale_m=plan.length_scale_m, nonnegative=nonneg)
     if p.kind == "gaussian":
         return GaussianNoise(target, nonnegative=nonneg)
     raise AssertionError(f"unknown perturbation kind {p.kind!r}")  # the config's Literal forbids it

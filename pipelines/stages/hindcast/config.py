@@ -32,8 +32,10 @@ class PerturbationSettings(Strict):
     """Channels carrying the initial bred-vector noise; None: the first channel."""
     cycles: int = Field(3, ge=1)
     """Breeding cycles (model steps before the init time)."""
-    length_scale_km: float = Field(500.0, gt=0)
-    """Correlation length of the noise."""
+    length_scale_km: float | Literal["auto"] = "auto"
+    """Correlation length of the seed noise (correlated and bred-vector kinds), in km; at least
+    two grid spacings. "auto": HENS's 500 km, or three grid spacings on grids too coarse for it
+    (``swarmcast.kernels.random_fields``)."""
     nonnegative: list[str] = Field(default_factory=list)
     """Channels clipped at zero after perturbing (e.g. humidity)."""
 
@@ -99,6 +101,8 @@ class HindcastConfig(StageConfig):
     @model_validator(mode="after")
     def _members(self) -> HindcastConfig:
         p = self.perturbation
+        if isinstance(p.length_scale_km, float) and p.length_scale_km <= 0:
+            raise ValueError(f"perturbation.length_scale_km must be > 0 or 'auto', got {p.length_scale_km}")
         if p.kind == "control" and p.pairs:
             raise ValueError("perturbation.kind 'control' makes no pairs; set pairs: 0")
         if not p.control and p.pairs == 0:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from swarmcast.kernels.random_fields import auto_length_scale_m, check_length_scale
 from swarmcast.ops.checkpoint import FORECAST_KEYS, CheckpointError, check_compatible, read_meta, verify_weights
-from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.data.channels import channel_info, physical_lower_bound
 from swarmcast.ops.data.finite import bad_states
 from swarmcast.ops.data.normalization import Normalization
 from swarmcast.ops.data.readers import open_climate
@@ -82,6 +83,8 @@ class HindcastPlan:
         self._check_states(ds)
         self.seed_mask = self._seed_channels(config.perturbation)
         self.layout = self._layout(ds)
+        self.length_scale_m = self._length_scale(config.perturbation)
+        self._check_amplitude(ds)
         self.score_variables, self.scratch_keep, self.scratch_layout = self._scored(config)
         self.run_seed = config.seed if config.seed is not None else ctx.seed
         self.ids = tuple(p.name for p in paths)
@@ -208,6 +211,42 @@ class HindcastPlan:
                 f"perturbation: channels {unknown or bad_nonneg} are not model channels {list(self.channels)}"
             )
         return [c in names for c in self.channels]
+
+    def _check_amplitude(self, ds: object, sigmas: float = 4.0) -> None:
+        """Refuse perturbations that would take a member of a bounded channel (a layer depth, a
+        temperature in K; ``physical_lower_bound``) below its bound: ``sigmas`` times the target
+        amplitude (``amplitude_factor`` x the largest 48 h RMSE over checkpoints) below the
+        smallest initial value. Channels clipped by ``perturbation.nonnegative`` are exempt."""
+        p = self.config.perturbation
+        if p.kind == "control":
+            return
+        last = [row[-1] for row in self.history_index]
+        for c in self.channels:
+            bound = physical_lower_bound(c)
+            if bound is None or c in p.nonnegative:
+                continue
+            rmse = max(float(m["validation_rmse"][f"{m.get('validation_lead_hours', 48):g}h"][c]) for m in self.metas)
+            amplitude = p.amplitude_factor * rmse
+            lowest = float(ds[c].isel(time=last).min())  # type: ignore[index]
+            if lowest - sigmas * amplitude < bound:
+                raise ConfigError(
+                    f"perturbation.amplitude_factor: {p.amplitude_factor:g} x the 48 h RMSE of {c} ({rmse:.4g}) "
+                    f"gives perturbations of {amplitude:.4g} RMS; at {sigmas:g} sigma they take {c} below "
+                    f"{bound:g} (its smallest initial value is {lowest:.4g}). Lower amplitude_factor to at most "
+                    f"{(lowest - bound) / (sigmas * rmse):.3g}, or list {c} in perturbation.nonnegative to clip it"
+                )
+
+    def _length_scale(self, p: PerturbationSettings) -> float:
+        """The seed noise's correlation length (m) on the data's grid, refused below two spacings."""
+        nlat, nlon = len(self.layout.lat), len(self.layout.lon)
+        if p.length_scale_km == "auto":
+            return auto_length_scale_m(nlat, nlon)
+        try:
+            if p.kind in ("correlated", "bred-vector"):
+                check_length_scale(p.length_scale_km * 1e3, nlat, nlon)
+        except ValueError as err:
+            raise ConfigError(f"perturbation.length_scale_km: {err}") from None
+        return p.length_scale_km * 1e3
 
     def _layout(self, ds: object) -> EnsembleLayout:
         c = self.config
