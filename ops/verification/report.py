@@ -17,6 +17,8 @@ import xarray as xr
 from matplotlib import ticker
 from matplotlib.figure import Figure as MplFigure
 
+from swarmcast.ops.verification.diagnostics import rank_sentence, spectra_sentence
+
 DPI = 110
 REGION_STYLES = {"global": "-", "northern-extratropics": "--", "tropics": ":", "southern-extratropics": "-."}
 
@@ -95,9 +97,8 @@ def plot_rank_histograms(scores: xr.Dataset, folder: Path) -> Figure:
             ax.axhline(1.0, color="k", lw=0.8)
             ax.set(title=f"{v}, lead {hours[j]:g} h", xlabel="rank of truth among members", ylabel="frequency x (M+1)")
     name = save_png(fig, folder, "rank_histograms.png")
-    return Figure(
-        name, "Rank histograms", "Global, area-weighted; flat at 1 means calibrated, U-shaped under-dispersed."
-    )
+    caption = "Global, area-weighted; flat at 1 means calibrated. " + rank_sentence(scores, picks[-1])
+    return Figure(name, "Rank histograms", caption)
 
 
 def plot_spectra(scores: xr.Dataset, folder: Path) -> Figure | None:
@@ -121,9 +122,7 @@ def plot_spectra(scores: xr.Dataset, folder: Path) -> Figure | None:
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.legend(fontsize=7)
     name = save_png(fig, folder, "spectra.png")
-    return Figure(
-        name, "Angular power spectra", "Members keep the truth's small-scale power; the ensemble mean loses it."
-    )
+    return Figure(name, "Angular power spectra", spectra_sentence(scores, last))
 
 
 def plot_skill_vs_size(scores: xr.Dataset, folder: Path) -> Figure:

@@ -18,6 +18,7 @@ from support.cf_check import cf_failures, to_netcdf
 from support.checkpoints import write_untrained_checkpoint
 from support.stages import SMALL_HINDCAST
 from swarmcast.kernels.sphere import lat_cell_area_weights
+from swarmcast.ops.verification.diagnostics import diagnose, spectra_sentence
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
@@ -110,6 +111,12 @@ def test_report_folder_has_readable_plots_and_an_index(verified):
         img = np.asarray(Image.open(folder / name).convert("L"), dtype=float)
         assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # drawn, not blank
     assert "bred-vector" in index  # the config that produced it
+    # the diagnostics and the spectra caption are the ones the scores give, not fixed text
+    scores = xr.open_zarr(base / "scores.zarr").load()
+    found = diagnose(scores)
+    assert "<h2>Diagnostics</h2>" in index and all(html.escape(f) in index for f in found)
+    assert ("Nothing flagged" in index) == (not found)
+    assert html.escape(spectra_sentence(scores)) in index and "keep the truth's small-scale power" not in index
     assert results[2]["index"] == str(folder / "index.html")
     assert not (base / "report.partial").exists()
 

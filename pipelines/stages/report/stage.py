@@ -23,6 +23,7 @@ from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.storage import as_zarr, publish, staging
 from swarmcast.ops.verification import align_truth, open_ensemble, report
 from swarmcast.ops.verification import report_breakdowns as extra
+from swarmcast.ops.verification.diagnostics import diagnostics_html
 from swarmcast.ops.verification.finish import finish_scores
 from swarmcast.ops.verification.report_page import interactive_section
 from swarmcast.ops.verification.sums_store import MismatchedSumsError, sums_of
@@ -120,7 +121,7 @@ def run(config: ReportConfig, ctx: StageContext) -> dict:
     figures += _maps(config, ctx, variables, tmp)
     compared, sections = _comparison(config, ctx, scores, tmp)
     config_shown = {"report": config.model_dump(mode="json"), "pipeline": ctx.pipeline_raw}
-    sections = [extra.breakdown_table(scores), *sections, interactive_section(scores)]
+    sections = [diagnostics_html(scores), extra.breakdown_table(scores), *sections, interactive_section(scores)]
     report.write_index(tmp, scores, compared + figures, config_shown, config.title, sections)
     (tmp / STAGE_FILE).write_text(json.dumps(ctx.fingerprint(config)))
     publish(tmp, out, marker=STAGE_FILE)  # replaces an old report only with --overwrite (runner)

@@ -1,0 +1,220 @@
+"""What a scores store says about the ensemble, in sentences computed from its numbers.
+
+The report opens with a short list of what is off (``diagnose``) and captions its spectra and
+rank histograms from the same numbers (``spectra_sentence``, ``rank_sentence``), so no sentence
+on the page is written in advance. The checks, each over every lead from ``from_hours`` (the
+first hours of a bred or seeded ensemble are dominated by the perturbation's own scale):
+
+- spread-skill ratio (global, finite-size corrected) outside ``ssr_band`` (default [0.6, 1.5]);
+- members' angular power outside ``1/spectral_factor`` to ``spectral_factor`` (default 3) times
+  the truth's at any degree from 1 to 2/3 of the largest (degree 0 is the global mean, not a
+  scale; the last third is where every truncated model and the SHT's aliasing are least
+  trustworthy, as in WeatherBench 2's spectral plots);
+- outlier rate (truth outside the ensemble range) beyond ``outlier_factor`` times, or below its
+  inverse, the 2 / (M + 1) of a consistent ensemble of M members;
+- rank histograms whose shape is far from flat (``rank_shape``): the mean of the two end bins
+  (x (M + 1), 1 when flat) above 1 + ``end_limit`` is U-shaped (under-dispersed), below
+  1 - ``end_limit`` dome-shaped (over-dispersed); a least-squares slope beyond ``slope_limit``
+  means the truth sits mostly above or below the members (a bias).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where each check flags (see the module docstring)."""
+
+    ssr_band: tuple[float, float] = (0.6, 1.5)
+    spectral_factor: float = 3.0
+    outlier_factor: float = 2.0
+    end_limit: float = 0.5
+    slope_limit: float = 0.5
+    from_hours: float = 12.0
+
+
+def _hours(scores: xr.Dataset) -> np.ndarray:
+    return scores["lead_time"].values.astype("timedelta64[s]").astype(np.float64) / 3600.0
+
+
+def rank_shape(freq: np.ndarray) -> tuple[float, float]:
+    """(slope, end excess) of a rank histogram ``freq`` (M + 1,) of frequencies summing to 1.
+
+    With f = freq x (M + 1) (1 everywhere when flat) and x the rank mapped onto [-1, 1]: slope is
+    the least-squares slope of f on x (positive: the truth tends to rank above the members, they
+    are biased low); end excess is (f_0 + f_M) / 2 - 1 (positive: U-shaped, negative: dome).
+    """
+    f = np.asarray(freq, dtype=np.float64) * len(freq)
+    x = np.linspace(-1.0, 1.0, len(f))
+    slope = float(np.sum((x - x.mean()) * (f - f.mean())) / np.sum((x - x.mean()) ** 2))
+    return slope, float((f[0] + f[-1]) / 2 - 1)
+
+
+def scored_degrees(scores: xr.Dataset) -> np.ndarray:
+    """The degrees the spectral check covers: 1 to 2/3 of the largest."""
+    deg = scores["degree"].values
+    return deg[(deg >= 1) & (deg <= (2 * int(deg.max())) // 3)]
+
+
+def power_ratio(scores: xr.Dataset, which: str = "spectrum_members") -> xr.DataArray:
+    """``which`` / truth's angular power (variable, lead_time, degree) on ``scored_degrees``."""
+    deg = scored_degrees(scores)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (scores[which] / scores["spectrum_truth"]).sel(degree=deg)
+
+
+def _leads(scores: xr.Dataset, t: Thresholds) -> np.ndarray:
+    return np.flatnonzero(_hours(scores) >= t.from_hours)
+
+
+def _worst(values: np.ndarray, hours: np.ndarray, bad: np.ndarray) -> str:
+    """'at 4 of 8 leads, most at 48 h (4.5)' for the flagged ``values`` (leads,)."""
+    k = int(np.argmax(np.where(bad, np.abs(np.log(np.abs(values) + 1e-300)), -np.inf)))
+    return f"at {int(bad.sum())} of {len(bad)} leads from {hours[0]:g} h, most at {hours[k]:g} h ({values[k]:.2g})"
+
+
+def _ssr_findings(scores: xr.Dataset, v: str, idx: np.ndarray, t: Thresholds) -> list[str]:
+    ssr = scores["ssr"].sel(variable=v, region="global").values[idx]
+    lo, hi = t.ssr_band
+    out = []
+    for bad, what in ((ssr > hi, "over-dispersed: spread outgrows the error"), (ssr < lo, "under-dispersed")):
+        if bad.any():
+            out.append(
+                f"{v}: spread-skill ratio outside [{lo:g}, {hi:g}] ({what}) {_worst(ssr, _hours(scores)[idx], bad)}."
+            )
+    return out
+
+
+def _spectral_findings(scores: xr.Dataset, v: str, idx: np.ndarray, t: Thresholds) -> list[str]:
+    if "spectrum_members" not in scores:
+        return []
+    ratio = power_ratio(scores).sel(variable=v).isel(lead_time=idx)
+    hours, deg = _hours(scores)[idx], ratio["degree"].values
+    out = []
+    f = t.spectral_factor
+    for bad_of, what in ((lambda r: r > f, f"more than {f:g}x"), (lambda r: r < 1 / f, f"less than 1/{f:g} of")):
+        bad = bad_of(ratio.values)  # (lead, degree)
+        if not bad.any():
+            continue
+        j, d = np.unravel_index(np.argmax(np.where(bad, np.abs(np.log(ratio.values)), -np.inf)), bad.shape)
+        worst = float(ratio.values[j, d])
+        out.append(
+            f"{v}: members carry {what} the truth's power at {int(bad.any(axis=1).sum())} of {len(hours)} leads; "
+            f"worst {worst:.3g}x at degree {int(deg[d])}, {hours[j]:g} h (of degrees {int(deg[0])}-{int(deg[-1])})."
+        )
+    return out
+
+
+def _outlier_findings(scores: xr.Dataset, v: str, idx: np.ndarray, t: Thresholds) -> list[str]:
+    expected = float(scores["outlier_rate_expected"])
+    rate = scores["outlier_rate"].sel(variable=v, region="global").values[idx]
+    bad = (rate > t.outlier_factor * expected) | (rate < expected / t.outlier_factor)
+    if not bad.any():
+        return []
+    return [
+        f"{v}: the truth falls outside the ensemble over a fraction of the area far from the "
+        f"{expected:.3g} of a consistent ensemble {_worst(rate, _hours(scores)[idx], bad)}."
+    ]
+
+
+def _rank_findings(scores: xr.Dataset, v: str, idx: np.ndarray, t: Thresholds) -> list[str]:
+    hist = scores["rank_histogram"].sel(variable=v, region="global").values[idx]
+    shapes = np.array([rank_shape(h) for h in hist])  # (lead, 2)
+    hours, out = _hours(scores)[idx], []
+    slope, ends = shapes[:, 0], shapes[:, 1]
+    for bad, what, values in (
+        (ends > t.end_limit, "U-shaped (under-dispersed; end bins' excess over flat", ends),
+        (ends < -t.end_limit, "dome-shaped (over-dispersed; end bins' excess over flat", ends),
+        (np.abs(slope) > t.slope_limit, "sloped (the truth sits mostly on one side: a bias; slope", slope),
+    ):
+        if bad.any():
+            k = int(np.argmax(np.where(bad, np.abs(values), -np.inf)))
+            out.append(
+                f"{v}: rank histogram {what} {values[k]:+.2f} at {hours[k]:g} h), "
+                f"at {int(bad.sum())} of {len(hours)} leads from {hours[0]:g} h."
+            )
+    return out
+
+
+def diagnose(scores: xr.Dataset, thresholds: Thresholds | None = None) -> list[str]:
+    """One sentence per (check, variable) that flags, naming the numbers; [] when none does."""
+    t = thresholds or Thresholds()
+    idx = _leads(scores, t)
+    if idx.size == 0:
+        return []
+    out: list[str] = []
+    for v in (str(x) for x in scores["variable"].values):
+        for check in (_ssr_findings, _spectral_findings, _outlier_findings, _rank_findings):
+            out += check(scores, v, idx, t)
+    return out
+
+
+def checks_done(scores: xr.Dataset, thresholds: Thresholds | None = None) -> str:
+    """What ``diagnose`` checked, for a page that reports no finding."""
+    t = thresholds or Thresholds()
+    lo, hi = t.ssr_band
+    deg = scored_degrees(scores) if "degree" in scores else np.array([0])
+    return (
+        f"every lead from {t.from_hours:g} h, global: spread-skill ratio in [{lo:g}, {hi:g}]; members' power "
+        f"within {t.spectral_factor:g}x of the truth's at degrees {int(deg[0])}-{int(deg[-1])}; outlier rate "
+        f"within {t.outlier_factor:g}x of 2/(M+1); rank histograms' end bins within {t.end_limit:.0%} of flat "
+        f"and slope within {t.slope_limit:g}"
+    )
+
+
+def diagnostics_html(scores: xr.Dataset, thresholds: Thresholds | None = None) -> str:
+    """The report's list of what is off (``diagnose``), or the checks that all passed."""
+    findings = diagnose(scores, thresholds)
+    if not findings:
+        return f"<h2>Diagnostics</h2><p>Nothing flagged. Checked: {html.escape(checks_done(scores, thresholds))}.</p>"
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in findings)
+    return (
+        f"<h2>Diagnostics</h2><p>{len(findings)} flagged "
+        f"(checked: {html.escape(checks_done(scores, thresholds))}):</p><ul class='diagnostics'>{items}</ul>"
+    )
+
+
+def spectra_sentence(scores: xr.Dataset, lead_index: int = -1) -> str:
+    """What the spectra at one lead show, per variable: the range of the members' and the
+    ensemble mean's power over the truth's on ``scored_degrees``."""
+    members = power_ratio(scores).isel(lead_time=lead_index)
+    mean = power_ratio(scores, "spectrum_ensemble_mean").isel(lead_time=lead_index)
+    deg = members["degree"].values
+    hours = _hours(scores)[lead_index]
+    parts = []
+    for v in (str(x) for x in scores["variable"].values):
+        m, e = members.sel(variable=v).values, mean.sel(variable=v).values
+        top = int(np.argmax(np.abs(np.log(m))))
+        parts.append(
+            f"{v}: members {np.nanmin(m):.2g}-{np.nanmax(m):.2g}x (furthest from 1 at degree {int(deg[top])}), "
+            f"ensemble mean {e[-1]:.2g}x at degree {int(deg[-1])}"
+        )
+    return f"At {hours:g} h, power over the truth's at degrees {int(deg[0])}-{int(deg[-1])}: " + "; ".join(parts) + "."
+
+
+def rank_sentence(scores: xr.Dataset, lead_index: int = -1) -> str:
+    """Each variable's rank-histogram shape at one lead (``rank_shape``), global."""
+    hours = _hours(scores)[lead_index]
+    parts = []
+    for v in (str(x) for x in scores["variable"].values):
+        slope, ends = rank_shape(scores["rank_histogram"].sel(variable=v, region="global").values[lead_index])
+        parts.append(f"{v} end bins {ends:+.0%} over flat, slope {slope:+.2f}")
+    return f"At {hours:g} h: " + "; ".join(parts) + " (U-shaped: ends above flat, under-dispersed; dome: below)."
+
+
+__all__ = [
+    "Thresholds",
+    "checks_done",
+    "diagnose",
+    "diagnostics_html",
+    "power_ratio",
+    "rank_sentence",
+    "rank_shape",
+    "spectra_sentence",
+]
