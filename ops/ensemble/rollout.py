@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from swarmcast.ops.perturbations.base import Member, Perturbation
+from swarmcast.ops.perturbations.stochastic import StochasticTendencies
 
 
 def saved_steps(n_steps: int, output_every: int) -> list[int]:
@@ -32,6 +33,7 @@ def run_unit(
     *,
     output_every: int = 1,
     keep_channels: Sequence[int] | None = None,
+    tendencies: StochasticTendencies | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield float32 (members, 1, kept channels, nlat, nlon) for each saved step, in order.
 
@@ -39,14 +41,16 @@ def run_unit(
     wrapped in ``swarmcast.ops.ensemble.batching.MicroBatched``.
 
     ``history``: physical states (perturbation.history_steps + 1, channels, nlat, nlon) ending
-    at the initial time, on the model's device.
+    at the initial time, on the model's device. ``tendencies``: SPPT-style model-error noise
+    on every forecast step (not on breeding); None: deterministic steps.
     """
     model.eval()
     keep = list(range(history.shape[1])) if keep_channels is None else list(keep_channels)
     saved = set(saved_steps(n_steps, output_every))
     x = perturbation(history, members, model)
+    step = model if tendencies is None else tendencies.stepper(model, members, x.shape[-2], x.shape[-1])
     for s in range(n_steps + 1):
         if s:
-            x = model(x)
+            x = step(x)
         if s in saved:
             yield x[:, None, keep].float().cpu().numpy()

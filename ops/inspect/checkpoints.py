@@ -54,6 +54,7 @@ def describe_checkpoints(path: Path) -> dict:
                 "data": (meta.get("data") or {}).get("store"),
                 "training": meta.get("training"),
                 "rmse": _skill(meta),
+                "perturbation_check": meta.get("perturbation_check"),
             }
         )
     return {"path": str(path), "checkpoints": out}
@@ -76,6 +77,11 @@ def format_checkpoints(d: dict) -> str:
             for row, per_channel in sorted(c["rmse"].items(), key=lambda kv: (kv[0].split()[1], kv[0])):
                 cells = "".join(f"{per_channel.get(ch, float('nan')):>12.4g}" for ch in c["channels"])
                 lines.append(f"  {row:<{width + 2}}{cells}")
+        check = c.get("perturbation_check")
+        if check:
+            growth = ", ".join(f"{ch} {r:.2g}x" for ch, r in check["ratio"].items())
+            verdict = "passed" if check["passed"] else "FAILED: " + "; ".join(check["problems"])
+            lines.append(f"  perturbations at {check['lead_hours']:g} h over its RMSE: {growth} ({verdict})")
     return "\n".join(lines)
 
 

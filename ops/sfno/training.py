@@ -34,15 +34,23 @@ class NormalizedStep(torch.nn.Module):
 
 
 def rollout_loss(
-    step: Callable[[torch.Tensor], torch.Tensor], windows: torch.Tensor, lat_weights: torch.Tensor, rollout_steps: int
+    step: Callable[[torch.Tensor], torch.Tensor],
+    windows: torch.Tensor,
+    lat_weights: torch.Tensor,
+    rollout_steps: int,
+    input_noise: float = 0.0,
 ) -> torch.Tensor:
     """Mean area-weighted MSE over ``rollout_steps`` autoregressive steps from ``windows[:, 0]``.
 
     ``step`` maps a standardised state to the next (a ``NormalizedStep``, maybe DDP-wrapped).
+    ``input_noise``: std of white noise added to the initial state only (standardised units);
+    the targets stay clean, so the model is trained to pull noisy states back to the data.
     """
     if windows.shape[1] < rollout_steps + 1:
         raise ValueError(f"windows hold {windows.shape[1] - 1} steps, rollout needs {rollout_steps}")
     z = windows[:, 0]
+    if input_noise > 0:
+        z = z + input_noise * torch.randn_like(z)
     loss = windows.new_zeros((), dtype=torch.float32)
     for s in range(1, rollout_steps + 1):
         z = step(z)
@@ -58,11 +66,12 @@ def train_step(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     cfg: OptimConfig,
     rollout_steps: int,
+    input_noise: float = 0.0,
 ) -> float:
     """One optimiser step of ``step`` (a ``NormalizedStep``, maybe DDP-wrapped); returns the loss."""
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(windows.device):
-        loss = rollout_loss(step, windows, lat_weights, rollout_steps)
+        loss = rollout_loss(step, windows, lat_weights, rollout_steps, input_noise)
     loss.backward()
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)

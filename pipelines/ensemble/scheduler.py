@@ -63,6 +63,11 @@ def _actor_options(plan: UnitPlan) -> dict:
     return opts
 
 
+def task_options(plan: UnitPlan) -> dict:
+    """Options of a Ray task that needs what one actor has (CPUs, GPU share, custom resources)."""
+    return {k: v for k, v in _actor_options(plan).items() if k in ("num_cpus", "num_gpus", "resources")}
+
+
 def _max_actors(plan: UnitPlan) -> int:
     """Actors the cluster has room for (or ``max_actors``): the scarcest resource decides."""
     a = plan.actors
@@ -299,4 +304,4 @@ def _last_line(err: Exception) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-__all__ = ["ActorPool", "SchedulerReport", "run_units"]
+__all__ = ["ActorPool", "SchedulerReport", "run_units", "task_options"]

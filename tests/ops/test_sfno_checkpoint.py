@@ -165,3 +165,20 @@ def test_verify_weights_returns_the_recorded_hash_or_names_the_damaged_file(tmp_
     weights.unlink()
     with pytest.raises(CheckpointError, match=r"weights.safetensors: missing"):
         verify_weights(tmp_path / "ck", meta)
+
+
+def test_input_noise_perturbs_only_the_initial_state_with_the_given_std():
+    """With the identity as the model, the one-step loss is the MSE of the input noise itself:
+    E[noise^2] = std^2 (the quadrature weights average to 1); without noise it is exactly 0."""
+    from swarmcast.kernels.sphere import quadrature_weights
+    from swarmcast.ops.sfno.training import rollout_loss
+
+    states = torch.randn(64, 1, 2, 16, 32).expand(64, 3, 2, 16, 32).clone()  # a still state: x_t+1 = x_t
+    w = quadrature_weights(16)
+    assert float(rollout_loss(lambda z: z, states, w, 1)) == 0.0
+    torch.manual_seed(0)
+    loss = float(rollout_loss(lambda z: z, states, w, 1, input_noise=0.1))
+    assert loss == pytest.approx(0.01, rel=0.02)
+    # over two steps the noise is carried, not redrawn: the same mean square at both steps
+    torch.manual_seed(0)
+    assert float(rollout_loss(lambda z: z, states, w, 2, input_noise=0.1)) == pytest.approx(loss, rel=1e-6)

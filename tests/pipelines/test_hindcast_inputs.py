@@ -2,6 +2,7 @@
 are refused with their key, file, time or channel, and no store is created."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -149,3 +150,19 @@ def test_a_value_far_outside_the_training_data_is_refused_unless_the_check_is_of
     HindcastPlan(HindcastConfig.model_validate({**STAGE, "plausible_sigmas": None}), StageContext(base=tmp_path))
     with pytest.raises(ConfigError, match="outside"):  # 1e20 is beyond any sane setting too
         HindcastPlan(HindcastConfig.model_validate({**STAGE, "plausible_sigmas": 1e6}), StageContext(base=tmp_path))
+
+
+def test_a_checkpoint_whose_perturbations_explode_is_refused_before_the_store_exists(ray_session, inputs, tmp_path):
+    """The growth gate rolls each checkpoint's perturbed members forward before the store is
+    created: members 10x the 48 h RMSE apart are an ensemble no later step could calibrate."""
+    base = workdir(tmp_path, inputs)
+    loud = {**STAGE, "perturbation": {**STAGE["perturbation"], "amplitude_factor": 10.0}}
+    with pytest.raises(ConfigError) as err:
+        run(base, loud)
+    text = str(err.value)
+    assert re.search(r"checkpoints: seed-0: .*perturbations grow to [\d.]+ RMS at 48 h, \d+x the checkpoint's", text)
+    assert "set perturbation.growth_check: false" in text
+    assert not (base / "hindcast.zarr").exists()
+    # the same campaign with the gate off runs (the user's call); the default one passes it
+    (result,) = run(base, {**loud, "perturbation": {**loud["perturbation"], "growth_check": False}})
+    assert result["computed"] == result["units"]

@@ -15,7 +15,8 @@ def write_untrained_checkpoint(
     channels: Sequence[str] = ("h", "u", "v", "vo"),
 ) -> None:
     """A randomly initialised (seeded) small SFNO checkpoint for ``store``'s channels and grid,
-    with made-up 48 h validation RMSEs: enough to drive a real hindcast in tests."""
+    with damped increments and made-up 48 h validation RMSEs: enough to drive a real hindcast in
+    tests, and to pass its perturbation-growth gate at the default amplitude."""
     from swarmcast.ops.checkpoint import save_model
     from swarmcast.ops.data.readers import open_climate, stored_normalization
     from swarmcast.ops.sfno.model import SFNOConfig, SFNOStepper, increment_scale
@@ -26,9 +27,10 @@ def write_untrained_checkpoint(
     import torch
 
     torch.manual_seed(seed)
-    model = SFNOStepper(
-        SFNOConfig(CH, nlat, nlon, embed_dim=8, num_layers=1), mean.tolist(), std.tolist(), increment_scale(norm, CH)
-    )
+    # increments damped tenfold: random weights otherwise grow perturbations ~50x in 48 h, and the
+    # hindcast's growth gate (swarmcast.ops.perturbations.growth) refuses such a model, as it should
+    damped = [0.1 * s for s in increment_scale(norm, CH)]
+    model = SFNOStepper(SFNOConfig(CH, nlat, nlon, embed_dim=8, num_layers=1), mean.tolist(), std.tolist(), damped)
     meta = {
         "channels": list(CH),
         "grid": {"type": "equiangular", "nlat": nlat, "nlon": nlon},

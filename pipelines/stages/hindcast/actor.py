@@ -74,7 +74,13 @@ class SFNOUnitRunner(CheckpointUnitRunner):
             summary = UnitSummary(plan.summary_spec, plan.channels) if plan.summary_spec is not None else None
             h = torch.as_tensor(history, device=self.device)
             for chunk in run_unit(
-                self.model, self.perturbation, h, block, plan.n_steps, output_every=plan.config.output_every
+                self.model,
+                self.perturbation,
+                h,
+                block,
+                plan.n_steps,
+                output_every=plan.config.output_every,
+                tendencies=plan.tendencies,
             ):
                 writer.write(chunk[:, :, plan.keep])
                 if scratch is not None:

@@ -17,6 +17,15 @@ from swarmcast.pipelines.plan_bounds import Footprint
 from swarmcast.pipelines.scoring.settings import OnlineScoreSettings
 
 
+class StochasticTendencySettings(Strict):
+    """SPPT-style model-error noise on every forecast step (``swarmcast.ops.perturbations.stochastic``)."""
+
+    sigma: float = Field(0.3, ge=0, le=1)
+    """Std of the multiplicative noise r on each step's increment (1 + r is kept in [0, 2])."""
+    tau_hours: float = Field(24.0, gt=0)
+    """E-folding time of r (first-order autoregressive in time)."""
+
+
 class PerturbationSettings(Strict):
     """How members differ (HENS: bred vectors, 0.35 x 48 h RMSE, seeded on z500)."""
 
@@ -38,6 +47,13 @@ class PerturbationSettings(Strict):
     (``swarmcast.kernels.random_fields``)."""
     nonnegative: list[str] = Field(default_factory=list)
     """Channels clipped at zero after perturbing (e.g. humidity)."""
+    stochastic_tendencies: StochasticTendencySettings | None = None
+    """Model-error noise on the perturbed members' steps (the control stays deterministic);
+    None: none. Its correlation length is ``length_scale_km``."""
+    growth_check: bool = True
+    """Before the store is created, roll each checkpoint's perturbed members of the first init
+    dates forward and refuse a checkpoint whose perturbations explode
+    (``swarmcast.ops.perturbations.growth``)."""
 
 
 class SummarySettings(Strict):

@@ -27,6 +27,7 @@ from swarmcast.ops.ensemble.rollout import saved_steps
 from swarmcast.ops.ensemble.store import EnsembleLayout
 from swarmcast.ops.ensemble.summaries import SummarySpec, create_summary_arrays
 from swarmcast.ops.perturbations import Member, member_pattern, plan_members
+from swarmcast.ops.perturbations.stochastic import StochasticTendencies
 from swarmcast.ops.storage import Location
 from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
@@ -84,6 +85,12 @@ class HindcastPlan:
         self.seed_mask = self._seed_channels(config.perturbation)
         self.layout = self._layout(ds)
         self.length_scale_m = self._length_scale(config.perturbation)
+        sppt = config.perturbation.stochastic_tendencies
+        self.tendencies = (
+            None
+            if sppt is None
+            else StochasticTendencies(sppt.sigma, sppt.tau_hours / self.step_hours, self.length_scale_m)
+        )
         self._check_amplitude(ds)
         self.score_variables, self.scratch_keep, self.scratch_layout = self._scored(config)
         self.run_seed = config.seed if config.seed is not None else ctx.seed

@@ -47,6 +47,10 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     hashes = plan.hashes  # verified against each checkpoint.json before the store records them
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
     scorer = _online_scorer(config, plan, ctx, out, fingerprint)  # its checks run before any actor
+    if config.perturbation.kind != "control" and config.perturbation.growth_check:
+        from swarmcast.pipelines.stages.hindcast.growth_gate import check_checkpoints
+
+        check_checkpoints(plan)  # before the store exists: a refused checkpoint leaves nothing behind
     with StoreLease(out, f"hindcast stage {config.label!r}") as lease, ActorPool(plan, out, SFNOUnitRunner) as pool:
         pending = open_ensemble_output(
             out,

@@ -42,6 +42,11 @@ class TrainSettings(Strict):
     """Gradient-norm clip; None disables it."""
     rollout_steps: int = Field(1, ge=1)
     """Autoregressive steps in the loss (1 = one-step training)."""
+    input_noise: float = Field(0.0, ge=0)
+    """Std of Gaussian noise added to each window's initial state, in standardised units (0:
+    none). The targets stay clean, so the model learns to damp states off the data's manifold
+    instead of amplifying them: rollouts, and ensemble perturbations, stay stable (noise
+    injection, Sanchez-Gonzalez et al. 2020, "Learning to simulate complex physics")."""
     shuffle_buffer: int = Field(1024, ge=0)
     """Local shuffle buffer in windows (0 disables shuffling). Read tasks deliver windows in
     time order, so a buffer much smaller than an epoch leaves batches correlated in time."""

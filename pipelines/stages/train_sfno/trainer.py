@@ -18,9 +18,12 @@ import torch
 from swarmcast.kernels.sphere import quadrature_weights
 from swarmcast.ops.checkpoint import save_model, store_metadata_hash
 from swarmcast.ops.data.cf import portable_path
+from swarmcast.ops.data.channels import physical_lower_bound
 from swarmcast.ops.data.readers import open_climate
 from swarmcast.ops.data.windows import read_windows
 from swarmcast.ops.optim import OptimConfig, make_optimizer
+from swarmcast.ops.perturbations import BredVector, Member
+from swarmcast.ops.perturbations.growth import GrowthCheck, check_growth
 from swarmcast.ops.sfno.model import SFNOStepper, increment_scale
 from swarmcast.ops.sfno.training import NormalizedStep, train_step, validate
 from swarmcast.ops.storage import Location
@@ -48,6 +51,36 @@ def _summarise(val: dict, channels: tuple[str, ...]) -> dict:
             key = f"{kind}_rmse_{'1step' if lead == 1 else f'{lead}step'}"
             out[key] = {c: float(r) for c, r in zip(channels, rmse, strict=True)}
     return out
+
+
+def perturbation_check(
+    stepper: SFNOStepper, windows: np.ndarray, plan: SFNOTrainingPlan, rmse: dict, seed: int, step_hours: float
+) -> GrowthCheck:
+    """``check_growth`` of a trained stepper with HENS's bred vectors (0.35 x its 48 h RMSE, seeded
+    on the first channel, 3 cycles) on the first two validation windows: breeding on their first
+    4 states, then the validation lead from the 4th (``swarmcast.ops.perturbations.growth``)."""
+    cycles = 3
+    mean, std = plan.normalization.arrays(plan.channels)
+    shape = (1, 1, -1, 1, 1)
+    states = torch.as_tensor(windows[:2, : cycles + 1]) * torch.as_tensor(std).reshape(shape).float()
+    states = states + torch.as_tensor(mean).reshape(shape).float()
+    bred = BredVector(
+        [0.35 * rmse[c] for c in plan.channels], [i == 0 for i in range(len(plan.channels))], cycles=cycles
+    )
+    members = [Member(0, 0, seed), *[Member(k, sign, seed * 1000 + k) for k in (1, 2) for sign in (1, -1)]]
+    return check_growth(
+        stepper,
+        states,
+        bred,
+        members,
+        plan.lead_steps,
+        step_hours=step_hours,
+        channels=plan.channels,
+        rmse=rmse,
+        mean=mean.tolist(),
+        std=std.tolist(),
+        lower_bound=physical_lower_bound,
+    )
 
 
 class SFNOTrainer(Trainer):
@@ -101,8 +134,10 @@ class SFNOTrainer(Trainer):
         step: int,
         epoch: int,
     ) -> tuple[float, int]:
-        x, rollout = batch["x"], self.config.train.rollout_steps
-        loss = train_step(self.step, x, self.lat_weights, optimizer, scheduler, self.optim, rollout)
+        x, t = batch["x"], self.config.train
+        loss = train_step(
+            self.step, x, self.lat_weights, optimizer, scheduler, self.optim, t.rollout_steps, t.input_noise
+        )
         return loss, len(x)
 
     def epoch_metrics(
@@ -122,9 +157,13 @@ class SFNOTrainer(Trainer):
 
     def export(self, model: torch.nn.Module, state: dict[str, Any]) -> Export:
         plan, config = self.plan, self.config
-        scores = validate(model, _val_windows(plan), quadrature_weights(plan.nlat), [1, plan.lead_steps])
+        windows = _val_windows(plan)
+        scores = validate(model, windows, quadrature_weights(plan.nlat), [1, plan.lead_steps])
         lead = plan.lead_steps
         rmse_at_lead = {c: float(v) for c, v in zip(plan.channels, scores["model"][lead], strict=True)}
+        check = perturbation_check(model, windows, plan, rmse_at_lead, self.seed, config.step_hours)
+        if not check.passed:  # kept (a deterministic forecast may still be good), but said
+            print(f"[seed {self.seed}] perturbation check failed: " + "; ".join(check.problems), flush=True)
         meta = {
             "channels": list(plan.channels),
             "grid": {"type": "equiangular", "nlat": plan.nlat, "nlon": plan.nlon},
@@ -143,6 +182,7 @@ class SFNOTrainer(Trainer):
                 },
             },
             "validation_lead_hours": config.validation.lead_hours,
+            "perturbation_check": check.to_json(),
             "baselines": _summarise({k: v for k, v in scores.items() if k != "model"}, plan.channels),
             "training": {
                 "final_train_loss": state["history"][-1]["train_loss"] if state["history"] else None,
