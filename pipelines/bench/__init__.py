@@ -13,7 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmcast.pipelines.bench import chunks, crps, hindcast, loader, sample, scale, score, storage_io, train
+from swarmcast.pipelines.bench import (
+    chunks,
+    crps,
+    hindcast,
+    loader,
+    perturbations,
+    sample,
+    scale,
+    score,
+    storage_io,
+    train,
+)
 from swarmcast.pipelines.bench.common import check_params
 from swarmcast.pipelines.config import ConfigError
 
@@ -43,6 +54,7 @@ BENCHES: dict[str, Bench] = {
     "scale": Bench(scale.run, scale.DEFAULTS, needs_ray=False),  # starts its own Ray
     "chunks": Bench(chunks.run, chunks.DEFAULTS, needs_ray=False, check=chunks.check),
     "score": Bench(score.run, score.DEFAULTS, needs_ray=True),
+    "perturbations": Bench(perturbations.run, perturbations.DEFAULTS, needs_ray=True),
 }
 
 

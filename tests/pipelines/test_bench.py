@@ -3,7 +3,10 @@
 import json
 
 import pytest
+import yaml
 
+from support.checkpoints import write_untrained_checkpoint
+from support.hindcasts import STAGE
 from swarmcast.pipelines.cli import main
 
 
@@ -176,3 +179,27 @@ def test_bench_score_scores_three_ways_and_agrees_with_scoringrules(ray_session,
     assert result["max_relative_difference"] < 1e-4  # the same CRPS, RMSE and spread as the peer
     assert set(result["values_per_s"]) == {"all_cpus", "one_cpu", "baseline"}
     assert result["ratio"] > 0 and result["parallel_efficiency"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_perturbations_scores_four_methods_on_the_same_checkpoints(ray_session, swe_store, tmp_path, capsys):
+    demo = tmp_path / "demo"
+    (demo / "data.zarr").parent.mkdir()
+    (demo / "data.zarr").symlink_to(swe_store)
+    for s in (0, 1):
+        write_untrained_checkpoint(demo / "checkpoints" / f"seed-{s}", swe_store, s)
+    (demo / "pipeline.yaml").write_text(yaml.safe_dump({"name": "d", "stages": [STAGE]}))
+    assert main(["bench", "perturbations", f"demo={demo}", "lead_hours=12", "pairs=1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    methods = result["methods"]
+    assert list(methods) == ["control", "gaussian", "correlated", "bred-vector"]
+    # control-only: one member per checkpoint; the others 1 + 2 pairs per checkpoint
+    assert methods["control"]["members"] == 2 and {m["members"] for m in list(methods.values())[1:]} == {6}
+    for m in methods.values():
+        assert m["leads_h"] == [0.0, 6.0, 12.0] and set(m["variables"]) == {"h", "u", "v", "vo"}
+        assert all(x > 0 for v in m["variables"].values() for x in v["crps"][1:])
+    assert result["crps_over_bred_vector_last_lead"]["bred-vector"] == 1.0
+    assert result["ratio"] == result["crps_over_bred_vector_last_lead"]["correlated"] > 0
+    assert main(["bench", "perturbations", f"demo={tmp_path / 'none'}"]) == 2
+    assert "run `swarmcast demo` first" in capsys.readouterr().err
