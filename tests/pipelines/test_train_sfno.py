@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 import yaml
 
 from support.processes import pids_running
@@ -36,7 +37,7 @@ TRAIN = {
     "output": "checkpoints",
     "seeds": [11, 12],
     "model": {"embed_dim": 16, "num_layers": 2},
-    "train": {"epochs": 30, "batch_size": 8, "lr": 0.003, "rollout_steps": 2},
+    "train": {"epochs": 30, "batch_size": 8, "lr": 0.003, "rollout_steps": 2, "input_noise": 0.1},
 }
 
 
@@ -77,6 +78,11 @@ def test_checkpoint_folder_has_the_promised_contents(trained):
     assert len(meta["data"]["metadata_sha256"]) == 64 and meta["data"]["store"] == "data.zarr"  # as the pipeline says
     assert str(base) not in (folder / "checkpoint.json").read_text()  # no folder of the machine that trained it
     assert set(meta["validation_rmse"]["48h"]) == {"h", "u", "v", "vo"}
+    # bred perturbations rolled 48 h forward on validation states: trained with input noise,
+    # they stay well under the 3x-the-RMSE limit
+    check = meta["perturbation_check"]
+    assert check["lead_hours"] == 48 and check["passed"] and check["problems"] == []
+    assert set(check["ratio"]) == {"h", "u", "v", "vo"} and all(0 < r < 3 for r in check["ratio"].values())
     lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == list(range(1, 31))
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
@@ -238,3 +244,39 @@ def test_unfinished_run_state_of_another_config_is_refused_not_resumed(trained, 
     with pytest.raises(ConfigError, match="unfinished training run of a different config"):
         run(tmp_path, [DATA, TRAIN])
     assert not (tmp_path / "checkpoints" / "seed-11").exists()
+
+
+def test_the_demo_recipe_keeps_the_ensemble_near_calibration_on_these_checkpoints(trained):
+    """The demo's perturbation settings on checkpoints trained as the demo trains them, at every
+    lead from 12 h: spread-skill ratios within [0.5, 2] and members' power within 10x of the
+    truth's at degrees 1 to 2/3 of the largest (ARCHITECTURE.md, "Calibrated ensembles").
+
+    A guard, not the target: before this recipe the demo's v reached a ratio of 4.5 and its h
+    37x the truth's power. The target bands ([0.6, 1.5], 3x) hold on the demo (0.63 to 1.42;
+    h's degree 10 at 5.6x) but not on every pair of freshly trained checkpoints: these gave
+    0.59 to 1.58 once."""
+    from swarmcast.ops.verification.diagnostics import power_ratio
+
+    base, _, _ = trained
+    demo = yaml.safe_load((Path(__file__).parents[2] / "pipelines" / "demo.yaml").read_text())
+    (recipe,) = [s["perturbation"] for s in demo["stages"] if s["kind"] == "hindcast"]
+    stage = {
+        "kind": "hindcast",
+        "name": "hindcast",
+        "data": "data.zarr",
+        "checkpoints": "checkpoints",
+        "output": "calibrated.zarr",
+        "init_times": {"start": "2003-01-04T00", "end": "2003-01-16T00", "every_hours": 72},
+        "lead_hours": 48,
+        "variables": [],
+        "perturbation": recipe,
+        "score": {"truth": "data.zarr", "output": "calibrated-scores.zarr", "regions": ["global"]},
+        "actors": {"cpus": 0.5},
+    }
+    run(base, [stage])
+    scores = xr.open_zarr(base / "calibrated-scores.zarr").load()
+    later = scores["lead_time"] >= np.timedelta64(12, "h")
+    ssr = scores["ssr"].sel(region="global").where(later, drop=True)
+    assert float(ssr.min()) >= 0.5 and float(ssr.max()) <= 2.0, ssr.to_pandas().round(2)
+    ratio = power_ratio(scores).where(later, drop=True)
+    assert float(ratio.min()) >= 0.1 and float(ratio.max()) <= 10, ratio.max("degree").to_pandas().round(2)
