@@ -81,9 +81,10 @@ def _max_actors(plan: UnitPlan) -> int:
     return max(1, min(fits))
 
 
-def _setup_failure(err: RayActorError, checkpoint: str) -> ConfigError:
-    """The message of an actor whose constructor raised (e.g. a missing GPU), as a user error."""
-    return ConfigError(f"the actor for checkpoint {checkpoint} could not start: {_last_line(err)}")
+def setup_failure(err: Exception, checkpoint: str, what: str = "the actor") -> ConfigError:
+    """The message of an actor (or task) that could not start on its resources (e.g. a missing
+    GPU), as a user error: one line."""
+    return ConfigError(f"{what} for checkpoint {checkpoint} could not start: {_last_line(err)}")
 
 
 @dataclass
@@ -156,7 +157,7 @@ class ActorPool:
                 ray.get(ref)
             except RayActorError as err:
                 if getattr(err, "actor_init_failed", False):
-                    raise _setup_failure(err, self.plan.layout.checkpoints[checkpoint]) from None
+                    raise setup_failure(err, self.plan.layout.checkpoints[checkpoint]) from None
                 # died otherwise (a lost node): its first unit fails and is redone elsewhere
         self._starting.clear()
 
@@ -268,7 +269,7 @@ def run_units(
                 ray.get(ready[0])
             except (RayActorError, ActorUnavailableError, RayTaskError) as err:
                 if getattr(err, "actor_init_failed", False):
-                    raise _setup_failure(err, plan.layout.checkpoints[unit.checkpoint]) from None
+                    raise setup_failure(err, plan.layout.checkpoints[unit.checkpoint]) from None
                 full = storage_full_reason(err)
                 if full is not None:  # retrying cannot help; every actor would hit the same wall
                     raise StorageFullError(
@@ -304,4 +305,4 @@ def _last_line(err: Exception) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-__all__ = ["ActorPool", "SchedulerReport", "run_units", "task_options"]
+__all__ = ["ActorPool", "SchedulerReport", "run_units", "setup_failure", "task_options"]

@@ -106,6 +106,7 @@ def test_an_actor_that_cannot_reach_its_gpu_fails_once_with_the_reason(swe_store
     assert out.returncode == 0, out.stderr[-3000:]
     error = json.loads(out.stdout.strip().splitlines()[-1])["error"]
     assert error is not None, "the hindcast ran although no GPU was usable"
-    assert "the actor for checkpoint seed-0 could not start" in error
+    # the first to touch the GPU is the growth check of the checkpoint, before any actor
+    assert "the growth check for checkpoint seed-0 could not start" in error
     assert "use_gpu is set but this process sees no CUDA GPU" in error
     assert error.count("\n") == 0  # one message, not four retries' worth

@@ -21,7 +21,7 @@ from swarmcast.ops.data.splits import whole_steps
 from swarmcast.ops.devices import compute_device
 from swarmcast.ops.perturbations.growth import GrowthCheck, check_growth
 from swarmcast.pipelines.config import ConfigError
-from swarmcast.pipelines.ensemble.scheduler import task_options
+from swarmcast.pipelines.ensemble.scheduler import setup_failure, task_options
 from swarmcast.pipelines.stages.hindcast.actor import make_perturbation
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
@@ -59,7 +59,12 @@ def check_checkpoints(plan: HindcastPlan) -> dict[str, GrowthCheck]:
     """Run the gate for every checkpoint; raise ``ConfigError`` naming each that fails."""
     task = ray.remote(growth_of).options(**task_options(plan))
     refs = {name: task.remote(plan, k) for k, name in enumerate(plan.ids)}
-    checks = {name: ray.get(ref) for name, ref in refs.items()}
+    checks = {}
+    for name, ref in refs.items():
+        try:
+            checks[name] = ray.get(ref)
+        except ray.exceptions.RayTaskError as err:  # e.g. a node that advertises a GPU torch cannot see
+            raise setup_failure(err, name, "the growth check") from None
     failed = [f"checkpoints: {name}: {'; '.join(c.problems)}" for name, c in checks.items() if not c.passed]
     if failed:
         advice = (
