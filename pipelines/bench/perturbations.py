@@ -19,11 +19,14 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from swarmcast.pipelines.config import ConfigError
+
+if TYPE_CHECKING:  # imported in ``run``: listing the benchmarks imports nothing heavy
+    import xarray as xr
 
 DEFAULTS = {"demo": "swarmcast-demo", "pairs": 2, "amplitude_factor": 0.35, "cycles": 3, "lead_hours": 48.0}
 METHODS = ("control", "gaussian", "correlated", "bred-vector")
@@ -59,6 +62,8 @@ def _summary(scores: xr.Dataset) -> dict:
 
 
 def run(params: dict) -> dict:
+    import xarray as xr
+
     from swarmcast.pipelines.bench.common import machine
     from swarmcast.pipelines.config import parse_pipeline
     from swarmcast.pipelines.context import StageContext

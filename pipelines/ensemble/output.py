@@ -60,8 +60,6 @@ def open_ensemble_output(
             notice = replaced.take(wait=ctx.wait_for_store, on_wait=print)
             if notice:
                 print(notice)
-        if before_create is not None:
-            before_create()
         full = {
             "Conventions": "CF-1.10",
             "title": attrs.get("title", "swarmcast ensemble"),
@@ -72,6 +70,8 @@ def open_ensemble_output(
             **{k: v for k, v in attrs.items() if k != "title"},
         }
         try:
+            if before_create is not None:  # may refuse (a ConfigError): nothing is created then
+                before_create()
             create_ensemble_store(out, layout, seeds, full, overwrite=ctx.overwrite, extra=extra)
         except OutputExistsError:
             # another run published the store between our look and our create (two jobs of one

@@ -33,6 +33,7 @@ from swarmcast.pipelines.stages.hindcast.config import HindcastConfig
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
 if TYPE_CHECKING:
+    from swarmcast.pipelines.ensemble.scheduler import ActorPool
     from swarmcast.pipelines.scoring.online import OnlineScorer
 
 
@@ -47,10 +48,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
     hashes = plan.hashes  # verified against each checkpoint.json before the store records them
     fingerprint = ctx.fingerprint(config) | {"checkpoint_sha256": list(hashes.values())}
     scorer = _online_scorer(config, plan, ctx, out, fingerprint)  # its checks run before any actor
-    if config.perturbation.kind != "control" and config.perturbation.growth_check:
-        from swarmcast.pipelines.stages.hindcast.growth_gate import check_checkpoints
-
-        check_checkpoints(plan)  # before the store exists: a refused checkpoint leaves nothing behind
+    gate = config.perturbation.kind != "control" and config.perturbation.growth_check
     with StoreLease(out, f"hindcast stage {config.label!r}") as lease, ActorPool(plan, out, SFNOUnitRunner) as pool:
         pending = open_ensemble_output(
             out,
@@ -60,7 +58,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
             fingerprint,
             {"title": "swarmcast hindcast ensemble", "checkpoints": json.dumps(hashes)},
             extra=plan.summary_arrays if plan.summary_spec is not None else None,
-            before_create=lambda: pool.start(list(plan.layout.units())),  # checkpoints load meanwhile
+            before_create=lambda: _gate_then_start(plan, pool, gate),
             run_settings=config.RUN_SETTINGS,
             lease=lease,
         )
@@ -99,6 +97,18 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         "dates_in_order": [str(plan.layout.init_times[i].astype("datetime64[h]")) for i in window.completed],
         "most_dates_at_once": window.most_open,
     }
+
+
+def _gate_then_start(plan: HindcastPlan, pool: ActorPool, gate: bool) -> None:
+    """Before a new store is created (after the lease, so an --overwrite waits for a live run
+    first): the perturbation-growth gate, whose refusal leaves any old store as it was, then the
+    actors, which load their checkpoints while the store is created. A store being resumed was
+    gated when it was made (its fingerprint holds the checkpoints and the perturbation)."""
+    if gate:
+        from swarmcast.pipelines.stages.hindcast.growth_gate import check_checkpoints
+
+        check_checkpoints(plan)
+    pool.start(list(plan.layout.units()))
 
 
 def _online_scorer(
