@@ -57,9 +57,10 @@ def perturbation_check(
     stepper: SFNOStepper, windows: np.ndarray, plan: SFNOTrainingPlan, rmse: dict, seed: int, step_hours: float
 ) -> GrowthCheck:
     """``check_growth`` of a trained stepper with HENS's bred vectors (0.35 x its 48 h RMSE, seeded
-    on the first channel, 3 cycles) on the first two validation windows: breeding on their first
-    4 states, then the validation lead from the 4th (``swarmcast.ops.perturbations.growth``)."""
-    cycles = 3
+    on the first channel, 3 cycles, fewer when the validation windows are shorter) on the first two
+    validation windows: breeding on their first cycles + 1 states, then the validation lead from the
+    last of them (``swarmcast.ops.perturbations.growth``)."""
+    cycles = max(1, min(3, windows.shape[1] - 1))  # a window holds lead_steps + 1 >= 2 states
     mean, std = plan.normalization.arrays(plan.channels)
     shape = (1, 1, -1, 1, 1)
     states = torch.as_tensor(windows[:2, : cycles + 1]) * torch.as_tensor(std).reshape(shape).float()
