@@ -15,16 +15,25 @@ first hours of a bred or seeded ensemble are dominated by the perturbation's own
 - rank histograms whose shape is far from flat (``rank_shape``): the mean of the two end bins
   (x (M + 1), 1 when flat) above 1 + ``end_limit`` is U-shaped (under-dispersed), below
   1 - ``end_limit`` dome-shaped (over-dispersed); a least-squares slope beyond ``slope_limit``
-  means the truth sits mostly above or below the members (a bias).
+  means the truth sits mostly above or below the members (a bias);
+- maps of ensemble spread (the report's, from the forecast store: ``spread_map_findings``) whose
+  variance about their mean lies less than ``spread_share_min`` at degrees 1 to 2/3 of the
+  largest: speckle rather than synoptic structure. White noise puts ((L + 1)^2 - 1) /
+  (lmax^2 - 1) there (47% on a 32 x 64 grid, L = 10 of lmax = 16); spread that follows weather
+  systems puts 80-98% there.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 import xarray as xr
+
+from swarmcast.kernels.spectra import angular_power_spectrum, default_lmax
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class Thresholds:
     end_limit: float = 0.5
     slope_limit: float = 0.5
     from_hours: float = 12.0
+    spread_share_min: float = 0.75
 
 
 def _hours(scores: xr.Dataset) -> np.ndarray:
@@ -164,13 +174,58 @@ def checks_done(scores: xr.Dataset, thresholds: Thresholds | None = None) -> str
         f"every lead from {t.from_hours:g} h, global: spread-skill ratio in [{lo:g}, {hi:g}]; members' power "
         f"within {t.spectral_factor:g}x of the truth's at degrees {int(deg[0])}-{int(deg[-1])}; outlier rate "
         f"within {t.outlier_factor:g}x of 2/(M+1); rank histograms' end bins within {t.end_limit:.0%} of flat "
-        f"and slope within {t.slope_limit:g}"
+        f"and slope within {t.slope_limit:g}; maps of spread with at least {t.spread_share_min:.0%} of their "
+        "variance in the first two thirds of the degrees"
     )
 
 
-def diagnostics_html(scores: xr.Dataset, thresholds: Thresholds | None = None) -> str:
-    """The report's list of what is off (``diagnose``), or the checks that all passed."""
-    findings = diagnose(scores, thresholds)
+def large_scale_share(maps: np.ndarray) -> np.ndarray:
+    """(...,) share of each map's variance about its area mean at degrees 1 to 2/3 of the
+    largest; ``maps`` (..., nlat, nlon) on the equiangular grid."""
+    power = angular_power_spectrum(torch.as_tensor(np.asarray(maps, dtype=np.float64))).numpy()
+    variance = power * (2 * np.arange(power.shape[-1]) + 1)  # Parseval: (2l + 1) C_l per degree
+    top = _top_degree(power.shape[-1])
+    return variance[..., 1 : top + 1].sum(axis=-1) / variance[..., 1:].sum(axis=-1)
+
+
+def _top_degree(lmax: int) -> int:
+    return (2 * (lmax - 1)) // 3
+
+
+def white_noise_share(nlat: int) -> float:
+    """``large_scale_share`` of white noise (flat C_l) on an ``nlat`` equiangular grid."""
+    lmax = default_lmax(nlat)
+    return ((_top_degree(lmax) + 1) ** 2 - 1) / (lmax**2 - 1)
+
+
+def spread_map_findings(
+    variable: str, shares: np.ndarray, nlat: int, thresholds: Thresholds | None = None
+) -> list[str]:
+    """The spread-map check (module docstring) of one variable's maps ``shares``, as findings."""
+    t = thresholds or Thresholds()
+    bad = shares < t.spread_share_min
+    if not bad.any():
+        return []
+    return [
+        f"{variable}: {int(bad.sum())} of {shares.size} spread maps are speckle: {shares.min():.0%} of their "
+        f"variance at degrees 1-{_top_degree(default_lmax(nlat))} (white noise: {white_noise_share(nlat):.0%}; "
+        f"synoptic structure: at least {t.spread_share_min:.0%})."
+    ]
+
+
+def spread_map_sentence(shares: np.ndarray, nlat: int) -> str:
+    """How large-scale the spread maps shown are, for their caption."""
+    top = _top_degree(default_lmax(nlat))
+    return (
+        f"Spread maps: {shares.min():.0%}-{shares.max():.0%} of their variance about the mean at degrees 1-{top} "
+        f"(white noise would put {white_noise_share(nlat):.0%} there)."
+    )
+
+
+def diagnostics_html(scores: xr.Dataset, thresholds: Thresholds | None = None, more: Sequence[str] = ()) -> str:
+    """The report's list of what is off (``diagnose``, then ``more`` findings such as the spread
+    maps'), or the checks that all passed."""
+    findings = [*diagnose(scores, thresholds), *more]
     if not findings:
         return f"<h2>Diagnostics</h2><p>Nothing flagged. Checked: {html.escape(checks_done(scores, thresholds))}.</p>"
     items = "".join(f"<li>{html.escape(s)}</li>" for s in findings)
@@ -213,8 +268,12 @@ __all__ = [
     "checks_done",
     "diagnose",
     "diagnostics_html",
+    "large_scale_share",
     "power_ratio",
     "rank_sentence",
     "rank_shape",
     "spectra_sentence",
+    "spread_map_findings",
+    "spread_map_sentence",
+    "white_noise_share",
 ]

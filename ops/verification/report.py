@@ -17,7 +17,13 @@ import xarray as xr
 from matplotlib import ticker
 from matplotlib.figure import Figure as MplFigure
 
-from swarmcast.ops.verification.diagnostics import rank_sentence, spectra_sentence
+from swarmcast.ops.verification.diagnostics import (
+    large_scale_share,
+    rank_sentence,
+    spectra_sentence,
+    spread_map_findings,
+    spread_map_sentence,
+)
 
 DPI = 110
 REGION_STYLES = {"global": "-", "northern-extratropics": "--", "tropics": ":", "southern-extratropics": "-."}
@@ -146,17 +152,19 @@ def plot_skill_vs_size(scores: xr.Dataset, folder: Path) -> Figure:
 
 def plot_maps(
     ensemble: xr.Dataset, truth: xr.Dataset, variable: str, picks: list[tuple[int, int]], folder: Path
-) -> Figure:
-    """Ensemble mean, spread and error of ``variable``, one row per (init index, lead index) in ``picks``."""
+) -> tuple[Figure, list[str]]:
+    """Ensemble mean, spread and error of ``variable``, one row per (init index, lead index) in
+    ``picks``; with the spread maps' findings (``spread_map_findings``) for the diagnostics."""
     lat, lon = ensemble["lat"].values, ensemble["lon"].values
     units = ensemble[variable].attrs.get("units", "")
     hours = lead_hours(ensemble["lead_time"])
     fig, axes = figure_grid(len(picks), 3, w=4.4, h=2.6)
-    shown = []
+    shown, spreads = [], []
     for row, (i, j) in zip(axes, picks, strict=True):
         fc = ensemble[variable].isel(init_time=i, lead_time=j).values.astype(np.float64)
         obs = truth[variable].isel(init_time=i, lead_time=j).values.astype(np.float64)
         mean, spread = fc.mean(axis=0), fc.std(axis=0, ddof=1)
+        spreads.append(spread)
         err = mean - obs
         lim = np.abs(err).max() or 1.0
         init = np.datetime_as_string(ensemble["init_time"].values[i], unit="h")
@@ -173,7 +181,9 @@ def plot_maps(
             ax.set(title=f"{title}: {init} +{hours[j]:g} h", xlabel="longitude [deg E]", ylabel="latitude [deg N]")
     fig.suptitle(f"{variable}: {ensemble.sizes['member']} members")
     name = save_png(fig, folder, f"maps_{variable}.png")
-    return Figure(name, f"Maps of {variable}", f"Init times and leads: {'; '.join(shown)}.")
+    shares, nlat = large_scale_share(np.stack(spreads)), len(lat)
+    caption = f"Init times and leads: {'; '.join(shown)}. {spread_map_sentence(shares, nlat)}"
+    return Figure(name, f"Maps of {variable}", caption), spread_map_findings(variable, shares, nlat)
 
 
 def _headline_table(scores: xr.Dataset) -> str:

@@ -7,13 +7,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from swarmcast.kernels.sphere import equiangular_latitudes
 from swarmcast.ops.verification.diagnostics import (
     diagnose,
     diagnostics_html,
+    large_scale_share,
     power_ratio,
     rank_sentence,
     rank_shape,
     spectra_sentence,
+    spread_map_findings,
+    spread_map_sentence,
+    white_noise_share,
 )
 
 VARIABLES = ["h", "v"]
@@ -106,3 +111,20 @@ def test_the_spectra_and_rank_sentences_are_computed_from_the_scores():
     assert text.startswith("At 48 h, power over the truth's at degrees 1-10: h: members 1-1x")
     assert "v: members 1-40x (furthest from 1 at degree 8), ensemble mean 0.5x at degree 10" in text
     assert "v end bins +114% over flat, slope +0.00" in rank_sentence(s)
+
+
+def test_spread_maps_of_white_noise_are_flagged_as_speckle_and_smooth_ones_are_not():
+    nlat, nlon = 32, 64
+    assert white_noise_share(nlat) == pytest.approx(120 / 255)  # degrees 1-10 of 1-15: sum of 2l + 1
+    speckle = np.random.default_rng(0).standard_normal((200, nlat, nlon))
+    assert large_scale_share(speckle).mean() == pytest.approx(white_noise_share(nlat), abs=0.01)
+    lat = np.deg2rad(equiangular_latitudes(nlat))[:, None]
+    lon = np.linspace(0, 2 * np.pi, nlon, endpoint=False)[None, :]
+    synoptic = 5 + np.cos(lat) ** 4 * np.cos(4 * lon)  # a wave-number-4 pattern: degrees 4 and up, smooth
+    assert large_scale_share(synoptic[None])[0] > 0.99
+    shares = large_scale_share(np.stack([synoptic, speckle[0]]))
+    (finding,) = spread_map_findings("h", shares, nlat)
+    assert finding.startswith(f"h: 1 of 2 spread maps are speckle: {shares[1]:.0%} of their variance at degrees 1-10")
+    assert spread_map_findings("h", shares[:1], nlat) == []
+    assert spread_map_sentence(shares, nlat).endswith("(white noise would put 47% there).")
+    assert "1 flagged" in diagnostics_html(scores(), more=[finding])

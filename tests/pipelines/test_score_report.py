@@ -18,7 +18,7 @@ from support.cf_check import cf_failures, to_netcdf
 from support.checkpoints import write_untrained_checkpoint
 from support.stages import SMALL_HINDCAST
 from swarmcast.kernels.sphere import lat_cell_area_weights
-from swarmcast.ops.verification.diagnostics import diagnose, spectra_sentence
+from swarmcast.ops.verification.diagnostics import diagnose, large_scale_share, spectra_sentence, spread_map_sentence
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
@@ -117,6 +117,13 @@ def test_report_folder_has_readable_plots_and_an_index(verified):
     assert "<h2>Diagnostics</h2>" in index and all(html.escape(f) in index for f in found)
     assert ("Nothing flagged" in index) == (not found)
     assert html.escape(spectra_sentence(scores)) in index and "keep the truth's small-scale power" not in index
+    # the maps' caption measures the spread maps drawn (first and last init; leads 1, middle, last)
+    h = xr.open_zarr(base / "hindcast.zarr")["h"]
+    leads = sorted({1, h.sizes["lead_time"] // 2, h.sizes["lead_time"] - 1})
+    picked = h.isel(init_time=[0, -1], lead_time=leads).transpose("init_time", "lead_time", "member", "lat", "lon")
+    drawn = picked.values.astype(np.float64).std(axis=2, ddof=1)
+    sentence = spread_map_sentence(large_scale_share(drawn.reshape(-1, *drawn.shape[-2:])), h.sizes["lat"])
+    assert html.escape(sentence) in index
     assert results[2]["index"] == str(folder / "index.html")
     assert not (base / "report.partial").exists()
 

@@ -34,9 +34,12 @@ from swarmcast.pipelines.stages.report.config import ReportConfig
 STAGE_FILE = "swarmcast_stage.json"
 
 
-def _maps(config: ReportConfig, ctx: StageContext, variables: list[str], folder: Path) -> list[report.Figure]:
+def _maps(
+    config: ReportConfig, ctx: StageContext, variables: list[str], folder: Path
+) -> tuple[list[report.Figure], list[str]]:
+    """The map figures and the spread maps' diagnostics findings (none without a forecast)."""
     if config.forecast is None:
-        return []
+        return [], []
     if config.truth is None:
         raise ConfigError("truth: maps of the error need a truth store (or set forecast: null)")
     ens = open_ensemble(resolve_path(ctx.base, config.forecast))
@@ -51,7 +54,8 @@ def _maps(config: ReportConfig, ctx: StageContext, variables: list[str], folder:
         leads = matches[:1]
     inits = sorted({0, ens.sizes["init_time"] - 1})  # the first and the last init date
     picks = [(i, j) for i in inits for j in leads]
-    return [report.plot_maps(ens, truth, v, picks, folder) for v in variables]
+    drawn = [report.plot_maps(ens, truth, v, picks, folder) for v in variables]
+    return [figure for figure, _ in drawn], [finding for _, found in drawn for finding in found]
 
 
 def _comparison(config: ReportConfig, ctx: StageContext, scores: xr.Dataset, folder: Path) -> tuple[list, list[str]]:
@@ -118,10 +122,16 @@ def run(config: ReportConfig, ctx: StageContext) -> dict:
     ]
     spectra = report.plot_spectra(scores, tmp)
     figures += [spectra] if spectra else []
-    figures += _maps(config, ctx, variables, tmp)
+    maps, map_findings = _maps(config, ctx, variables, tmp)
+    figures += maps
     compared, sections = _comparison(config, ctx, scores, tmp)
     config_shown = {"report": config.model_dump(mode="json"), "pipeline": ctx.pipeline_raw}
-    sections = [diagnostics_html(scores), extra.breakdown_table(scores), *sections, interactive_section(scores)]
+    sections = [
+        diagnostics_html(scores, more=map_findings),
+        extra.breakdown_table(scores),
+        *sections,
+        interactive_section(scores),
+    ]
     report.write_index(tmp, scores, compared + figures, config_shown, config.title, sections)
     (tmp / STAGE_FILE).write_text(json.dumps(ctx.fingerprint(config)))
     publish(tmp, out, marker=STAGE_FILE)  # replaces an old report only with --overwrite (runner)
