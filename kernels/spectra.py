@@ -21,8 +21,8 @@ import torch_harmonics as th
 
 
 @lru_cache(maxsize=8)
-def _sht(nlat: int, nlon: int, grid: str, lmax: int) -> th.RealSHT:
-    return th.RealSHT(nlat, nlon, lmax=lmax, mmax=lmax, grid=grid, norm="ortho").double()
+def _sht(nlat: int, nlon: int, grid: str, lmax: int, dtype: torch.dtype = torch.float64) -> th.RealSHT:
+    return th.RealSHT(nlat, nlon, lmax=lmax, mmax=lmax, grid=grid, norm="ortho").to(dtype)
 
 
 def default_lmax(nlat: int, grid: str = "equiangular") -> int:
@@ -30,16 +30,21 @@ def default_lmax(nlat: int, grid: str = "equiangular") -> int:
     return nlat if grid == "legendre-gauss" else (nlat + 1) // 2
 
 
-def angular_power_spectrum(field: torch.Tensor, grid: str = "equiangular", lmax: int | None = None) -> torch.Tensor:
-    """C_l of ``field`` (..., nlat, nlon), latitudes north first; returns float64 (..., lmax)."""
+def angular_power_spectrum(
+    field: torch.Tensor, grid: str = "equiangular", lmax: int | None = None, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """C_l of ``field`` (..., nlat, nlon), latitudes north first; returns ``dtype`` (..., lmax).
+
+    Differentiable; ``dtype=torch.float32`` is what a training loss uses (float64 is for scores).
+    """
     if field.ndim < 2:
         raise ValueError("field needs (lat, lon) as its last two dims")
     nlat, nlon = field.shape[-2:]
     lmax = lmax or default_lmax(nlat, grid)
-    coeffs = _sht(nlat, nlon, grid, lmax).to(field.device)(field.to(torch.float64))  # (..., lmax, mmax)
+    coeffs = _sht(nlat, nlon, grid, lmax, dtype).to(field.device)(field.to(dtype))  # (..., lmax, mmax)
     power = coeffs.abs() ** 2
     per_degree = power[..., 0] + 2 * power[..., 1:].sum(dim=-1)
-    degrees = torch.arange(lmax, dtype=torch.float64, device=field.device)
+    degrees = torch.arange(lmax, dtype=dtype, device=field.device)
     return per_degree / (2 * degrees + 1)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from swarmcast.kernels.losses import area_weighted_mse, area_weighted_sse_per_channel
+from swarmcast.kernels.losses import area_weighted_mse, area_weighted_sse_per_channel, spectral_error_ratio
 from swarmcast.ops.optim import OptimConfig, autocast_for
 from swarmcast.ops.sfno.model import SFNOStepper
 
@@ -39,12 +39,16 @@ def rollout_loss(
     lat_weights: torch.Tensor,
     rollout_steps: int,
     input_noise: float = 0.0,
+    spectral_weight: float = 0.0,
 ) -> torch.Tensor:
     """Mean area-weighted MSE over ``rollout_steps`` autoregressive steps from ``windows[:, 0]``.
 
     ``step`` maps a standardised state to the next (a ``NormalizedStep``, maybe DDP-wrapped).
     ``input_noise``: std of white noise added to the initial state only (standardised units);
     the targets stay clean, so the model is trained to pull noisy states back to the data.
+    ``spectral_weight``: adds that times ``spectral_error_ratio`` of each step (the error's
+    power per degree relative to the true step's), which keeps small scales as smooth as the
+    data's.
     """
     if windows.shape[1] < rollout_steps + 1:
         raise ValueError(f"windows hold {windows.shape[1] - 1} steps, rollout needs {rollout_steps}")
@@ -55,6 +59,8 @@ def rollout_loss(
     for s in range(1, rollout_steps + 1):
         z = step(z)
         loss = loss + area_weighted_mse(z, windows[:, s], lat_weights)
+        if spectral_weight > 0:  # each degree's error relative to the data's own step there
+            loss = loss + spectral_weight * spectral_error_ratio(z, windows[:, s], windows[:, s - 1])
     return loss / rollout_steps
 
 
@@ -67,11 +73,12 @@ def train_step(
     cfg: OptimConfig,
     rollout_steps: int,
     input_noise: float = 0.0,
+    spectral_weight: float = 0.0,
 ) -> float:
     """One optimiser step of ``step`` (a ``NormalizedStep``, maybe DDP-wrapped); returns the loss."""
     optimizer.zero_grad(set_to_none=True)
     with autocast_for(windows.device):
-        loss = rollout_loss(step, windows, lat_weights, rollout_steps, input_noise)
+        loss = rollout_loss(step, windows, lat_weights, rollout_steps, input_noise, spectral_weight)
     loss.backward()
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)

@@ -182,3 +182,19 @@ def test_input_noise_perturbs_only_the_initial_state_with_the_given_std():
     # over two steps the noise is carried, not redrawn: the same mean square at both steps
     torch.manual_seed(0)
     assert float(rollout_loss(lambda z: z, states, w, 2, input_noise=0.1)) == pytest.approx(loss, rel=1e-6)
+
+
+def test_the_spectral_term_adds_its_weight_for_persistence_and_nothing_for_a_perfect_step():
+    """Persistence on a moving state: loss = its MSE + weight x 1 (its error is the true step at
+    every degree); the exact step: loss 0 whatever the weight."""
+    from swarmcast.kernels.sphere import quadrature_weights
+    from swarmcast.ops.sfno.training import rollout_loss
+
+    torch.manual_seed(1)
+    x0, step = torch.randn(8, 2, 16, 32), torch.randn(8, 2, 16, 32)  # white steps: power at every degree
+    windows = torch.stack([x0, x0 + step], dim=1)
+    w = quadrature_weights(16)
+    plain = float(rollout_loss(lambda z: z, windows, w, 1))
+    assert float(rollout_loss(lambda z: z, windows, w, 1, spectral_weight=0.5)) == pytest.approx(plain + 0.5, rel=1e-4)
+    exact = lambda z: z + step  # noqa: E731 - the true step of these windows
+    assert float(rollout_loss(exact, windows, w, 1, spectral_weight=0.5)) == pytest.approx(0.0, abs=1e-10)

@@ -47,6 +47,12 @@ class TrainSettings(Strict):
     none). The targets stay clean, so the model learns to damp states off the data's manifold
     instead of amplifying them: rollouts, and ensemble perturbations, stay stable (noise
     injection, Sanchez-Gonzalez et al. 2020, "Learning to simulate complex physics")."""
+    spectral_weight: float = Field(0.0, ge=0)
+    """Weight of a second loss term: each step's error power per spherical-harmonic degree over
+    the data's own step power at that degree, averaged over degrees (0 for a perfect step, 1 for
+    persistence; ``swarmcast.kernels.losses.spectral_error_ratio``). The MSE alone barely sees
+    the small scales, where the model then adds noise the data lacks; this term weighs every
+    degree alike (0: off)."""
     shuffle_buffer: int = Field(1024, ge=0)
     """Local shuffle buffer in windows (0 disables shuffling). Read tasks deliver windows in
     time order, so a buffer much smaller than an epoch leaves batches correlated in time."""

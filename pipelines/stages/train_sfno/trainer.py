@@ -137,7 +137,15 @@ class SFNOTrainer(Trainer):
     ) -> tuple[float, int]:
         x, t = batch["x"], self.config.train
         loss = train_step(
-            self.step, x, self.lat_weights, optimizer, scheduler, self.optim, t.rollout_steps, t.input_noise
+            self.step,
+            x,
+            self.lat_weights,
+            optimizer,
+            scheduler,
+            self.optim,
+            t.rollout_steps,
+            t.input_noise,
+            t.spectral_weight,
         )
         return loss, len(x)
 
