@@ -66,10 +66,15 @@ def rank_shape(freq: np.ndarray) -> tuple[float, float]:
     return slope, float((f[0] + f[-1]) / 2 - 1)
 
 
+def top_checked_degree(largest: int) -> int:
+    """2/3 of the ``largest`` degree: the spectral and spread-map checks cover degrees 1 to this."""
+    return (2 * largest) // 3
+
+
 def scored_degrees(scores: xr.Dataset) -> np.ndarray:
-    """The degrees the spectral check covers: 1 to 2/3 of the largest."""
+    """The degrees the spectral check covers: 1 to ``top_checked_degree``."""
     deg = scores["degree"].values
-    return deg[(deg >= 1) & (deg <= (2 * int(deg.max())) // 3)]
+    return deg[(deg >= 1) & (deg <= top_checked_degree(int(deg.max())))]
 
 
 def power_ratio(scores: xr.Dataset, which: str = "spectrum_members") -> xr.DataArray:
@@ -184,18 +189,14 @@ def large_scale_share(maps: np.ndarray) -> np.ndarray:
     largest; ``maps`` (..., nlat, nlon) on the equiangular grid."""
     power = angular_power_spectrum(torch.as_tensor(np.asarray(maps, dtype=np.float64))).numpy()
     variance = power * (2 * np.arange(power.shape[-1]) + 1)  # Parseval: (2l + 1) C_l per degree
-    top = _top_degree(power.shape[-1])
+    top = top_checked_degree(power.shape[-1] - 1)
     return variance[..., 1 : top + 1].sum(axis=-1) / variance[..., 1:].sum(axis=-1)
-
-
-def _top_degree(lmax: int) -> int:
-    return (2 * (lmax - 1)) // 3
 
 
 def white_noise_share(nlat: int) -> float:
     """``large_scale_share`` of white noise (flat C_l) on an ``nlat`` equiangular grid."""
     lmax = default_lmax(nlat)
-    return ((_top_degree(lmax) + 1) ** 2 - 1) / (lmax**2 - 1)
+    return ((top_checked_degree(lmax - 1) + 1) ** 2 - 1) / (lmax**2 - 1)
 
 
 def spread_map_findings(
@@ -206,16 +207,17 @@ def spread_map_findings(
     bad = shares < t.spread_share_min
     if not bad.any():
         return []
+    top = top_checked_degree(default_lmax(nlat) - 1)
     return [
         f"{variable}: {int(bad.sum())} of {shares.size} spread maps are speckle: {shares.min():.0%} of their "
-        f"variance at degrees 1-{_top_degree(default_lmax(nlat))} (white noise: {white_noise_share(nlat):.0%}; "
+        f"variance at degrees 1-{top} (white noise: {white_noise_share(nlat):.0%}; "
         f"synoptic structure: at least {t.spread_share_min:.0%})."
     ]
 
 
 def spread_map_sentence(shares: np.ndarray, nlat: int) -> str:
     """How large-scale the spread maps shown are, for their caption."""
-    top = _top_degree(default_lmax(nlat))
+    top = top_checked_degree(default_lmax(nlat) - 1)
     return (
         f"Spread maps: {shares.min():.0%}-{shares.max():.0%} of their variance about the mean at degrees 1-{top} "
         f"(white noise would put {white_noise_share(nlat):.0%} there)."
