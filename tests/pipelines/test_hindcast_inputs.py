@@ -54,6 +54,11 @@ def with_values(tmp_path, inputs, channel: str, time: str, rows: tuple, value: f
             r"length_scale_km: a correlation length of 1000 km is below 2 grid spacings of the 16 x 32 grid "
             r"\(2 x 1334 km = 2669 km\).*'auto' \(4003 km here\)",
         ),
+        (
+            {"perturbation": {"stochastic_tendencies": {"sigma": 0.1, "length_scale_km": 2000}}},
+            r"perturbation\.stochastic_tendencies\.length_scale_km: a correlation length of 2000 km is below "
+            r"2 grid spacings of the 16 x 32 grid",
+        ),
         # the test checkpoints' 48 h RMSE of h is 100 m; the smallest initial depth is ~9,000 m
         (
             {"perturbation": {"amplitude_factor": 30}},
@@ -67,6 +72,21 @@ def test_bad_hindcast_inputs_fail_before_any_work(inputs, tmp_path, change, mess
     with pytest.raises(ConfigError, match=message):
         HindcastPlan(HindcastConfig.model_validate({**STAGE, **change}), StageContext(base=base))
     assert not (base / "hindcast.zarr").exists()
+
+
+def test_model_error_pattern_takes_its_own_correlation_length(inputs, tmp_path):
+    base = workdir(tmp_path, inputs)
+    plans = {
+        km: HindcastPlan(
+            HindcastConfig.model_validate(
+                {**STAGE, "perturbation": {"length_scale_km": 3000, "stochastic_tendencies": {"length_scale_km": km}}}
+            ),
+            StageContext(base=base),
+        )
+        for km in (None, 8000)
+    }
+    assert plans[None].tendencies.length_scale_m == plans[None].length_scale_m == 3.0e6
+    assert plans[8000].tendencies.length_scale_m == 8.0e6 and plans[8000].length_scale_m == 3.0e6
 
 
 @pytest.mark.parametrize(

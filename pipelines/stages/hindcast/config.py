@@ -24,6 +24,10 @@ class StochasticTendencySettings(Strict):
     """Std of the multiplicative noise r on each step's increment (1 + r is kept in [0, 2])."""
     tau_hours: float = Field(24.0, gt=0)
     """E-folding time of r (first-order autoregressive in time)."""
+    length_scale_km: float | None = Field(None, gt=0)
+    """Correlation length of r, in km (at least two grid spacings); None: the perturbation's
+    ``length_scale_km``. Model error lives where the model's error is: on the demo, at the
+    planetary scales (ARCHITECTURE.md, "Calibrated ensembles")."""
 
 
 class PerturbationSettings(Strict):

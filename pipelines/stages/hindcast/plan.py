@@ -89,7 +89,13 @@ class HindcastPlan:
         self.tendencies = (
             None
             if sppt is None
-            else StochasticTendencies(sppt.sigma, sppt.tau_hours / self.step_hours, self.length_scale_m)
+            else StochasticTendencies(
+                sppt.sigma,
+                sppt.tau_hours / self.step_hours,
+                self.length_scale_m
+                if sppt.length_scale_km is None
+                else self._checked_length("perturbation.stochastic_tendencies.length_scale_km", sppt.length_scale_km),
+            )
         )
         self._check_amplitude(ds)
         self.score_variables, self.scratch_keep, self.scratch_layout = self._scored(config)
@@ -245,15 +251,19 @@ class HindcastPlan:
 
     def _length_scale(self, p: PerturbationSettings) -> float:
         """The seed noise's correlation length (m) on the data's grid, refused below two spacings."""
-        nlat, nlon = len(self.layout.lat), len(self.layout.lon)
         if p.length_scale_km == "auto":
-            return auto_length_scale_m(nlat, nlon)
-        try:
-            if p.kind in ("correlated", "bred-vector"):
-                check_length_scale(p.length_scale_km * 1e3, nlat, nlon)
-        except ValueError as err:
-            raise ConfigError(f"perturbation.length_scale_km: {err}") from None
+            return auto_length_scale_m(len(self.layout.lat), len(self.layout.lon))
+        if p.kind in ("correlated", "bred-vector"):
+            return self._checked_length("perturbation.length_scale_km", p.length_scale_km)
         return p.length_scale_km * 1e3
+
+    def _checked_length(self, key: str, km: float) -> float:
+        """``km`` in metres, refused (naming ``key``) below two spacings of the data's grid."""
+        try:
+            check_length_scale(km * 1e3, len(self.layout.lat), len(self.layout.lon))
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
+        return km * 1e3
 
     def _layout(self, ds: object) -> EnsembleLayout:
         c = self.config
