@@ -18,6 +18,8 @@ the data (CRPS, errors) or its square (variances). Formulas follow WeatherBench2
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -126,6 +128,28 @@ def expected_outlier_rate(members: int) -> float:
     return 2.0 / (members + 1)
 
 
+def gaussian_outlier_rate(ssr: float, members: int, nodes: int = 160) -> float:
+    """Outlier rate of an M-member Gaussian ensemble whose spread-skill ratio (as scored here,
+    with the sqrt((M + 1) / M) factor) is ``ssr``: what a given spread-skill ratio implies for
+    the ensemble's tails and its rank histogram's end bins.
+
+    Members x_i ~ N(0, s^2) and truth y ~ N(0, 1) about the same mean: the variance is s^2 and
+    the ensemble mean's squared error 1 + s^2 / M, so ssr^2 = (M + 1) s^2 / (M + s^2) and
+    s^2 = M ssr^2 / (M + 1 - ssr^2). Given y, each member lies below it with probability
+    p = Phi(y / s), and the truth is outside the members' range when all or none do:
+    rate = E_y[p^M + (1 - p)^M], by Gauss-Hermite quadrature. ``ssr`` = 1 gives 2 / (M + 1);
+    the rate rises as ``ssr`` falls. Needs 0 < ssr^2 < M + 1 (the largest ratio M members can
+    score against any truth).
+    """
+    if members < 2 or not 0 < ssr**2 < members + 1:
+        raise ValueError(f"need members >= 2 and 0 < ssr^2 < members + 1, got ssr={ssr}, members={members}")
+    s = np.sqrt(members * ssr**2 / (members + 1 - ssr**2))
+    x, w = np.polynomial.hermite.hermgauss(nodes)  # integral of f(x) exp(-x^2)
+    y = np.sqrt(2.0) * x  # y ~ N(0, 1): E[g(y)] = sum w g(sqrt(2) x) / sqrt(pi)
+    p = 0.5 * (1.0 + np.array([math.erf(v / (s * np.sqrt(2.0))) for v in y]))
+    return float((w * (p**members + (1 - p) ** members)).sum() / np.sqrt(np.pi))
+
+
 def best_member_squared_error(ens: np.ndarray, obs: np.ndarray, axis: int = 0) -> np.ndarray:
     """Squared error of the member closest to the truth at each point (HENS' "gain")."""
     x = _members_last(ens, axis)
@@ -195,6 +219,7 @@ __all__ = [
     "extreme_forecast_index",
     "fair_crps",
     "fair_crps_torch",
+    "gaussian_outlier_rate",
     "outside_range",
     "rank_histogram",
     "spread_skill_ratio",

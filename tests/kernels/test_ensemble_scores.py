@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scoringrules as sr
@@ -15,6 +17,7 @@ from swarmcast.kernels.ensemble_scores import (
     extreme_forecast_index,
     fair_crps,
     fair_crps_torch,
+    gaussian_outlier_rate,
     outside_range,
     rank_histogram,
     spread_skill_ratio,
@@ -167,3 +170,31 @@ def test_spread_skill_ratio_is_undefined_when_the_mean_is_exact_to_rounding():
     got = spread_skill_ratio(np.array([4.0, 4.0, 4.0]), np.array([1.0, 0.0, 4e-13]), 3)
     np.testing.assert_allclose(got[0], np.sqrt(4 / 3) * 2.0)
     assert np.isnan(got[1]) and np.isnan(got[2])
+
+
+@pytest.mark.parametrize("members", [2, 5, 10, 50])
+def test_gaussian_outlier_rate_of_a_consistent_ensemble_is_two_over_m_plus_one(members):
+    assert gaussian_outlier_rate(1.0, members) == pytest.approx(2 / (members + 1), rel=1e-9)
+
+
+@pytest.mark.parametrize("spread", [0.6, 0.8, 1.3])
+def test_gaussian_outlier_rate_matches_sampled_ensembles(spread):
+    """Brute force: 200,000 draws of 10 members N(0, spread^2) and a truth N(0, 1); the scored
+    spread-skill ratio of the sample and its outlier rate, against the closed form."""
+    rng = np.random.default_rng(3)
+    m, n = 10, 200_000
+    ens = rng.standard_normal((m, n)) * spread
+    obs = rng.standard_normal(n)
+    mean, var = ensemble_mean_variance(ens)
+    ssr = float(spread_skill_ratio(var.mean(), ((mean - obs) ** 2).mean(), m))
+    rate = float(outside_range(ens, obs).mean())
+    expected = gaussian_outlier_rate(ssr, m)
+    sigma = np.sqrt(expected * (1 - expected) / n)
+    assert abs(rate - expected) < 4 * sigma + 0.002, (ssr, rate, expected)
+
+
+def test_gaussian_outlier_rate_falls_as_spread_grows_and_refuses_impossible_ratios():
+    rates = [gaussian_outlier_rate(r, 10) for r in (0.3, 0.6, 1.0, 1.5, 2.5)]
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    with pytest.raises(ValueError, match="ssr"):
+        gaussian_outlier_rate(3.4, 10)  # 3.4^2 > 11: more than 10 members can score

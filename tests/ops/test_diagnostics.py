@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from swarmcast.kernels.ensemble_scores import gaussian_outlier_rate
 from swarmcast.kernels.sphere import equiangular_latitudes
 from swarmcast.ops.verification.diagnostics import (
+    Thresholds,
     diagnose,
     diagnostics_html,
     large_scale_share,
+    outlier_limits,
     power_ratio,
     rank_sentence,
     rank_shape,
@@ -92,15 +95,40 @@ def test_a_calibrated_ensemble_is_not_flagged_and_the_page_says_what_was_checked
             r"worst 40x at degree 8, 48 h \(of degrees 1-10\)",
         ),
         ({"power_v": 0.1}, r"^v: members carry less than 1/3 of the truth's power .* worst 0.1x"),
-        ({"outliers_v": 0.02}, r"^v: the truth falls outside .* 0.2 of a consistent ensemble .*48 h \(0.02\)"),
-        ({"rank_v": np.array([3, 1, 1, 1, 1, 1, 1, 1, 1, 3]) / 14}, r"^v: rank histogram U-shaped .*\+1.14 at 48 h"),
-        ({"rank_v": np.array([0, 1, 2, 3, 4, 4, 3, 2, 1, 0]) / 20}, r"^v: rank histogram dome-shaped .*-1.00 at 48 h"),
+        (
+            {"outliers_v": 0.02},
+            r"^v: the truth falls outside the ensemble over less of the area than a spread-skill ratio of 1.5 "
+            r"gives a Gaussian ensemble of this size \(0.07\d*; consistent: 0.2\) at 1 of 3 leads from 12 h, "
+            r"most at 48 h \(0.02; rank histogram dome-shaped, end bins -90% over flat\)",
+        ),
+        (
+            {"outliers_v": 0.45},
+            r"^v: the truth falls outside the ensemble over more of the area than a spread-skill ratio of 0.6 "
+            r"gives .*\(0.4\d*; consistent: 0.2\) .*most at 48 h \(0.45; rank histogram U-shaped, end bins \+125%",
+        ),
+        (
+            {"rank_v": (1 + 0.8 * np.linspace(-1, 1, M + 1)) / (M + 1)},
+            r"^v: rank histogram sloped \(the truth sits mostly on one side: a bias; slope \+0.80 at 48 h\)",
+        ),
     ],
 )
 def test_each_defect_is_flagged_once_with_its_numbers(defect, expected):
     found = diagnose(scores(**defect))
     assert len(found) == 1, found
     assert re.search(expected, found[0]), found[0]
+
+
+def test_outlier_limits_follow_the_spread_skill_band():
+    """An ensemble whose outlier rate is what a Gaussian one at a spread-skill ratio inside the
+    band has is not flagged; just outside the band's rates, it is (the page cannot call an
+    ensemble calibrated by its spread-skill ratio and U-shaped by its tails at once)."""
+    low, high = outlier_limits(scores(), Thresholds())
+    assert (low, high) == (pytest.approx(gaussian_outlier_rate(1.5, M)), pytest.approx(gaussian_outlier_rate(0.6, M)))
+    assert low < 2 / (M + 1) < high
+    for ssr in (0.62, 0.8, 1.2, 1.45):
+        assert diagnose(scores(outliers_v=gaussian_outlier_rate(ssr, M))) == [], ssr
+    for ssr in (0.57, 1.6):
+        assert len(diagnose(scores(outliers_v=gaussian_outlier_rate(ssr, M)))) == 1, ssr
 
 
 def test_the_spectra_and_rank_sentences_are_computed_from_the_scores():

@@ -249,15 +249,15 @@ def test_unfinished_run_state_of_another_config_is_refused_not_resumed(trained, 
     assert not (tmp_path / "checkpoints" / "seed-11").exists()
 
 
-def test_the_demo_recipe_keeps_the_ensemble_near_calibration_on_these_checkpoints(trained):
+def test_the_demo_recipe_calibrates_the_ensemble_of_these_checkpoints(trained):
     """The demo's perturbation settings on checkpoints trained as the demo trains them, at every
-    lead from 12 h: spread-skill ratios within [0.5, 2] and members' power within 10x of the
-    truth's at degrees 1 to 2/3 of the largest (ARCHITECTURE.md, "Calibrated ensembles").
+    lead from 12 h: spread-skill ratios within [0.6, 1.5] and members' power within 3x of the
+    truth's at degrees 1 to 2/3 of the largest (the calibration bands; ARCHITECTURE.md,
+    "Calibrated ensembles"), over 18 daily init dates so that six unlucky dates cannot decide it.
 
-    A guard, not the target: before this recipe the demo's v reached a ratio of 4.5 and its h
-    37x the truth's power. The target bands ([0.6, 1.5], 3x) hold on the demo (0.67 to 1.46;
-    h's degree 10 at 2.9x) but not on every pair of freshly trained checkpoints: an earlier
-    recipe gave 0.59 to 1.58 once, and h's degree 10 ranged 3.3-3.6x over two trainings."""
+    Before this recipe the demo's v reached a ratio of 4.5 and its h 37x the truth's power.
+    Training is not bit-reproducible, so the margins matter: runs of this test gave 0.64 to
+    1.38 and 2.4x (5 dates), 0.64 to 1.41 and 2.8x (these 18); the demo 0.67 to 1.46 and 2.9x."""
     from swarmcast.ops.verification.diagnostics import power_ratio
 
     base, _, _ = trained
@@ -268,7 +268,7 @@ def test_the_demo_recipe_keeps_the_ensemble_near_calibration_on_these_checkpoint
         "data": "data.zarr",
         "checkpoints": "checkpoints",
         "output": "calibrated.zarr",
-        "init_times": {"start": "2003-01-04T00", "end": "2003-01-16T00", "every_hours": 72},
+        "init_times": {"start": "2003-01-02T00", "end": "2003-01-19T00", "every_hours": 24},
         "lead_hours": 48,
         "variables": [],
         "perturbation": recipe,
@@ -279,6 +279,7 @@ def test_the_demo_recipe_keeps_the_ensemble_near_calibration_on_these_checkpoint
     scores = xr.open_zarr(base / "calibrated-scores.zarr").load()
     later = scores["lead_time"] >= np.timedelta64(12, "h")
     ssr = scores["ssr"].sel(region="global").where(later, drop=True)
-    assert float(ssr.min()) >= 0.5 and float(ssr.max()) <= 2.0, ssr.to_pandas().round(2)
     ratio = power_ratio(scores).where(later, drop=True)
-    assert float(ratio.min()) >= 0.1 and float(ratio.max()) <= 10, ratio.max("degree").to_pandas().round(2)
+    shown = f"{ssr.to_pandas().round(2).to_string()}\n{ratio.max('degree').to_pandas().round(2).to_string()}"
+    assert float(ssr.min()) >= 0.6 and float(ssr.max()) <= 1.5, shown
+    assert float(ratio.min()) >= 1 / 3 and float(ratio.max()) <= 3, shown
