@@ -142,16 +142,16 @@ def _tail_findings(scores: xr.Dataset, v: str, idx: np.ndarray, t: Thresholds) -
     low, high = outlier_limits(scores, t)
     rate = scores["outlier_rate"].sel(variable=v, region="global").values[idx]
     hours, out = _hours(scores)[idx], []
-    for bad, what, shape, ssr in (
-        (rate > high, "more", "U-shaped", t.ssr_band[0]),
-        (rate < low, "less", "dome-shaped", t.ssr_band[1]),
+    for bad, what, shape, ssr, limit in (
+        (rate > high, "more", "U-shaped", t.ssr_band[0], high),
+        (rate < low, "less", "dome-shaped", t.ssr_band[1], low),
     ):
         if bad.any():
             k = int(np.argmax(np.where(bad, np.abs(np.log(rate / expected)), -np.inf)))
             ends = rate[k] / expected - 1  # the end bins' mean over flat: (M + 1) / 2 x rate
             out.append(
                 f"{v}: the truth falls outside the ensemble over {what} of the area than a spread-skill "
-                f"ratio of {ssr:g} gives a Gaussian ensemble of this size ({high if what == 'more' else low:.3g}; "
+                f"ratio of {ssr:g} gives a Gaussian ensemble of this size ({limit:.3g}; "
                 f"consistent: {expected:.3g}) at {int(bad.sum())} of {len(hours)} leads from {hours[0]:g} h, "
                 f"most at {hours[k]:g} h ({rate[k]:.2g}; rank histogram {shape}, end bins {ends:+.0%} over flat)."
             )
