@@ -137,3 +137,47 @@ def test_the_rayjob_entrypoint_refuses_a_cluster_of_another_version(capsys, monk
     assert main([*argv[1:], "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"this node has swarmcast {__version__}, the submitted job needs {other}" in err
+
+
+def _mounted(doc: dict) -> list[tuple[dict, list[dict]]]:
+    """(pod spec, its containers) of every pod template a manifest holds."""
+    if doc["kind"] == "CronJob":
+        spec = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return [(spec, spec["containers"])]
+    spec = cluster_spec(doc)
+    return [
+        (g["template"]["spec"], g["template"]["spec"]["containers"])
+        for g in (spec["headGroupSpec"], *spec["workerGroupSpecs"])
+    ]
+
+
+MANIFESTS = ["kuberay-raycluster.yaml", "kuberay-rayjob-hindcast.yaml", "cronjob-hindcast.yaml"]
+
+
+def test_the_shared_volume_and_the_token_secret_are_the_ones_every_manifest_mounts_and_reads():
+    claim, secret = load("shared-volume.yaml"), load("ray-auth-token-secret.yaml")
+    assert claim["kind"] == "PersistentVolumeClaim" and "ReadWriteMany" in claim["spec"]["accessModes"]
+    assert secret["kind"] == "Secret" and set(secret["stringData"]) == {"token"}
+    assert not re.fullmatch(r"[0-9a-f]{16,}", secret["stringData"]["token"])  # a placeholder, never a token
+    for name in MANIFESTS:
+        for pod, containers in _mounted(load(name)):
+            claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+            assert claims == {claim["metadata"]["name"]}, name
+            for c in containers:
+                ref = env_of(c)["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+                assert ref == {"name": secret["metadata"]["name"], "key": "token"}, name
+
+
+def test_the_dockerfile_installs_this_repository_as_the_readme_does_and_tags_the_manifests_image():
+    text = (CLUSTER / "Dockerfile").read_text()
+    root = CLUSTER.parent
+    for line in text.splitlines():
+        if line.startswith("COPY "):
+            *sources, _ = line.split()[1:]
+            assert all((root / s).exists() for s in sources), line  # the build context is the repository root
+    assert 'pip install ".[s3]"' in text and "swarmcast --version" in text and "USER ray" in text
+    assert re.search(r"FROM python:\$\{PYTHON\}-slim", text) and "ARG PYTHON=3.11" in text
+    tags = set(re.findall(r"-t (ghcr\.io/\S+)", text))
+    assert tags == {f"ghcr.io/swarmcast/swarmcast:{__version__}-{v}" for v in ("gpu", "cpu")}
+    images = {c["image"] for name in MANIFESTS for _, cs in _mounted(load(name)) for c in cs}
+    assert images <= tags
