@@ -48,9 +48,18 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        rate = self.done / self.elapsed if self.elapsed > 0 else float("inf")
         line = self.summary or f"{self.done}/{self.total} {self.unit}"
-        print(f"[{self.what}] done: {line} in {self.elapsed:.1f} s ({rate:.1f} {self.unit}/s)", flush=True)
+        print(f"[{self.what}] done: {line} in {self.elapsed:.1f} s{self.pace()}", flush=True)
+
+    def pace(self) -> str:
+        """`` (12.3 units/s)``, or `` (134.0 s per unit)`` when fewer than one a second (a
+        rate of slow work rounds to 0.0/s); empty when nothing was done."""
+        if self.done == 0 or self.elapsed <= 0:
+            return ""
+        rate = self.done / self.elapsed
+        if rate >= 1:
+            return f" ({rate:.1f} {self.unit}/s)"
+        return f" ({self.elapsed / self.done:.1f} s per {self.unit.removesuffix('s')})"
 
     def __enter__(self) -> Progress:
         return self

@@ -22,7 +22,9 @@ import yaml
 
 from swarmcast.ops.errors import FULL_ERRNOS, InputError, StorageFullError
 from swarmcast.pipelines.cluster.jobs import ClusterError, JobFailedError, check_version
+from swarmcast.pipelines.cluster.session import VERBOSE_ENV, quiet_warnings
 from swarmcast.pipelines.config import ConfigError, load_pipeline_file
+from swarmcast.pipelines.data_commands import DATA_COMMANDS, add_data_commands, run_data_command
 from swarmcast.pipelines.runner import PipelineInterrupted
 
 USER_ERRORS = (InputError, ClusterError)
@@ -31,7 +33,22 @@ USER_ERRORS = (InputError, ClusterError)
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved plan; start nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument(
+        "--overwrite",
+        nargs="?",
+        const="*",
+        metavar="STAGES",
+        help="replace outputs that already exist: every stage's, or with =STAGE[,STAGE] those stages' only",
+    )
+    p.add_argument("--verbose", action="store_true", help="keep Ray's own log lines (Ray Data, Ray Train, warnings)")
+    p.add_argument("--only", metavar="STAGE", help="run this stage alone; leave the others as they are")
+    p.add_argument("--from", dest="from_stage", metavar="STAGE", help="run this stage and every later one")
+
+
+def _version() -> str:
+    from swarmcast.ops import __version__
+
+    return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="swarmcast", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    parser.add_argument("--version", action="version", version=f"swarmcast {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a pipeline YAML file")
@@ -107,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--unmark", action="store_true", help="clear the done flags of damaged units, so the next run computes them"
     )
 
+    add_data_commands(sub)
+
     bench = sub.add_parser("bench", help="run a benchmark; prints one JSON object last")
     bench.add_argument("name", choices=sorted(BENCHES))
     bench.add_argument("params", nargs="*", help="key=value parameters")
@@ -120,30 +140,43 @@ def _run_file(path: Path, overrides: list[str], args: argparse.Namespace) -> lis
     """Plan and run a pipeline file; returns each stage's summary (empty on --dry-run)."""
     from swarmcast.pipelines.context import StageContext
     from swarmcast.pipelines.runner import format_plan, plan_pipeline, run_pipeline
+    from swarmcast.pipelines.selection import StageSelection
 
     check_version(getattr(args, "expect_version", None))
     pipeline, raw = load_pipeline_file(path, overrides)
     base = Path(args.base).resolve() if getattr(args, "base", None) else path.resolve().parent
+    select, overwrite_all = StageSelection.from_flags(args.only, args.from_stage, args.overwrite)
     ctx = StageContext(
         base=base,
         seed=pipeline.seed,
-        overwrite=args.overwrite,
+        overwrite=overwrite_all,
         pipeline_raw=raw,
         pipeline_file=path.resolve(),
         wait_for_store=getattr(args, "wait_for_store", False),
     )
-    plans = plan_pipeline(pipeline, ctx)
+    plans = plan_pipeline(pipeline, ctx, select)
     print(format_plan(pipeline, plans, ctx))
     if args.dry_run:
+        from swarmcast.pipelines.dry_run import check_plans
+
+        for note in check_plans(pipeline, plans, ctx):
+            print(f"  {note}")
+        print("dry run: every check passed; nothing was started or written")
         return []
-    return run_pipeline(pipeline, ctx, address=args.address)
+    return run_pipeline(pipeline, ctx, address=args.address, select=select)
 
 
 def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     target = out / "pipeline.yaml"
-    source = resources.files("swarmcast.pipelines").joinpath("demo.yaml").read_text()
+    packaged = resources.files("swarmcast.pipelines").joinpath("demo.yaml")
+    source = packaged.read_text()
+    if args.dry_run and not target.exists():  # a dry run writes nothing: plan the packaged file here
+        with resources.as_file(packaged) as builtin:
+            args.base = str(out)
+            _run_file(builtin, args.overrides, args)
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
     if target.exists() and target.read_text() != source and not args.overwrite:
         print(f"using your edited {target} (pass --overwrite to restore the built-in demo)")
     else:
@@ -288,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         field = "params" if args.command == "bench" else "overrides"
         setattr(args, field, [*getattr(args, field), *extra])
+    if isinstance(getattr(args, "overwrite", None), str) and "=" in args.overwrite:  # `--overwrite k=v`: an override
+        args.overrides = [*args.overrides, args.overwrite]
+        args.overwrite = "*"
+    if getattr(args, "verbose", False):
+        os.environ[VERBOSE_ENV] = "1"  # read by the Ray session and Ray Train's run config
+    elif args.command in ("run", "demo"):
+        quiet_warnings()
     try:
         if args.command == "run":
             _run_file(Path(args.pipeline), args.overrides, args)
@@ -296,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "inspect":
             return _inspect(args)
+        if args.command in DATA_COMMANDS:
+            return run_data_command(args)
         if args.command == "verify":
             return _verify(args)
         if args.command == "report":

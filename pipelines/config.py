@@ -56,6 +56,10 @@ class StageConfig(Strict):
     """Fields that say how to run, not what to compute (actor resources, concurrency): left out
     of the output's fingerprint, so changing them never blocks a resume."""
 
+    OMIT_WHEN_DEFAULT: ClassVar[frozenset[str]] = frozenset()
+    """Settings added after outputs were made with the behaviour of their default: left out of
+    the fingerprint while at the default, so adding one never makes those outputs look stale."""
+
     RESUMABLE: ClassVar[bool] = False
     """True for stages that resume into an existing output and police it themselves (per-unit
     skip/refuse); the runner then plans "resume" instead of refusing the existing output."""

@@ -28,7 +28,18 @@ class StageContext:
 
     def fingerprint(self, config: BaseModel) -> dict:
         """What identifies a stage's output: its config (minus its display name and the run
-        settings of ``StageConfig.RUN_SETTINGS``, which do not change results) and the seed."""
+        settings of ``StageConfig.RUN_SETTINGS``, which do not change results) and the seed;
+        for a stage redone whole (not ``RESUMABLE``) also ``inputs``, what made each input
+        (``swarmcast.pipelines.staleness``), so a changed input makes the output stale."""
         d = config.model_dump(mode="json", exclude={"name", *getattr(config, "RUN_SETTINGS", ())})
         d["pipeline_seed"] = self.seed
+        fields = getattr(type(config), "model_fields", {})
+        for key in getattr(config, "OMIT_WHEN_DEFAULT", ()):
+            if key in d and key in fields and getattr(config, key) == fields[key].default:
+                del d[key]
+        inputs = getattr(config, "inputs", None)
+        if inputs is not None and not getattr(config, "RESUMABLE", True):
+            from swarmcast.pipelines.staleness import input_digests  # what its inputs were made by
+
+            d["inputs"] = input_digests(inputs(self.base), self.base)
         return d

@@ -12,21 +12,29 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from swarmcast.ops.storage import Location, as_zarr, output_exists
 from swarmcast.pipelines.config import ConfigError, Pipeline, StageConfig
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.output_guard import guard_outputs, made_by_swarmcast
 from swarmcast.pipelines.plan_bounds import check_footprints
+from swarmcast.pipelines.selection import StageSelection
+from swarmcast.pipelines.staleness import changed_inputs
 
 
 @dataclass(frozen=True)
 class StagePlan:
     stage: StageConfig
     action: str
-    """"run", "skip" (outputs exist from the same config), "resume" or "overwrite"."""
+    """"run"; "skip" (outputs exist from the same config and inputs); "rerun" (the same config,
+    changed inputs); "check" (the same config; an earlier stage that runs writes an input, so
+    skip or rerun is decided once it has run); "resume"; "overwrite"; "not selected"."""
     description: str
+    reason: str = ""
+    """Why the stage is skipped or redone, when it is."""
 
 
 def output_fingerprint(path: Location) -> dict | None:
@@ -51,9 +59,16 @@ def output_fingerprint(path: Location) -> dict | None:
     return json.loads(attr) if isinstance(attr, str) else None
 
 
-def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
-    """Check inputs/outputs of every stage; raise one ConfigError listing every problem."""
+def plan_pipeline(pipeline: Pipeline, ctx: StageContext, select: StageSelection | None = None) -> list[StagePlan]:
+    """Check inputs/outputs of every stage; raise one ConfigError listing every problem.
+
+    ``select``: the stages this run touches and those whose outputs it may replace
+    (``swarmcast.pipelines.selection``); by default every stage, ``ctx.overwrite`` for all.
+    """
+    select = select or StageSelection()
+    chosen = select.chosen(pipeline)
     produced: set[Location] = set()
+    changing: set[Location] = set()  # outputs an earlier stage of this run may write
     problems = guard_outputs(pipeline, ctx)
     bound_problems, notes = check_footprints(pipeline, ctx)
     if bound_problems:  # nothing below may build what the config asks for
@@ -61,14 +76,17 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
     plans: list[StagePlan] = []
     for i, stage in enumerate(pipeline.stages):
         where = f"stages.{i} ({stage.label})"
+        if not chosen[i]:
+            plans.append(StagePlan(stage, "not selected", ""))
+            continue
         for p in stage.inputs(ctx.base):
             if p.resolve() not in produced and not p.exists():
                 problems.append(f"{where}: input not found: {p}")
-        action = "run"
+        action, why = "run", ""
         for p in stage.outputs(ctx.base):
             if not output_exists(p) or not made_by_swarmcast(p):  # absent, or refused by the guard
                 continue
-            if ctx.overwrite:
+            if ctx.overwrite or stage.label in select.overwrite:
                 from swarmcast.ops.ensemble.lease import live_holder  # imports zarr: only when replacing
 
                 action = "overwrite"
@@ -80,26 +98,61 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext) -> list[StagePlan]:
                     )
             elif stage.RESUMABLE:
                 action = "resume"
+                done = None if any(q.resolve() in changing for q in stage.inputs(ctx.base)) else _done(stage, ctx)
+                if done is not None:
+                    action, why = "skip", done
             else:
                 try:
-                    same = output_fingerprint(p) == ctx.fingerprint(stage)
+                    recorded, mine = output_fingerprint(p), ctx.fingerprint(stage)
                 except ConfigError as err:
                     problems += [f"{where}: {e}" for e in err.problems]
                     continue
-                if same:
-                    action = "skip"
-                else:
+                if _config(recorded) != _config(mine):
                     problems.append(
                         f"{where}: output {p} already exists and was not made by this stage config "
                         "(or was left incomplete); "
                         "pass --overwrite to replace it, or choose another output path"
                     )
-        produced.update(p.resolve() for p in stage.outputs(ctx.base))
-        description = "; ".join(d for d in (stage.plan(ctx.base), notes.get(i, "")) if d)
-        plans.append(StagePlan(stage, action, description))
+                elif any(q.resolve() in changing for q in stage.inputs(ctx.base)):
+                    action = "check"
+                else:
+                    changed = changed_inputs((recorded or {}).get("inputs"), mine.get("inputs", {}))
+                    action = "rerun" if changed else "skip"
+                    why = _stale(changed) if changed else ""
+        outputs = {p.resolve() for p in stage.outputs(ctx.base)}
+        produced.update(outputs)
+        if action != "skip":
+            changing.update(outputs)
+        description = "; ".join(d for d in (why, stage.plan(ctx.base), notes.get(i, "")) if d)
+        plans.append(StagePlan(stage, action, description, why))
     if problems:
         raise ConfigError(problems)
     return plans
+
+
+def changed_since_made(stage: StageConfig, ctx: StageContext) -> list[str]:
+    """The inputs of a ``check`` stage that changed since its outputs were made (empty: skip it)."""
+    mine = ctx.fingerprint(stage)
+    changed: set[str] = set()
+    for p in stage.outputs(ctx.base):
+        changed.update(changed_inputs((output_fingerprint(p) or {}).get("inputs"), mine.get("inputs", {})))
+    return sorted(changed)
+
+
+def _done(stage: StageConfig, ctx: StageContext) -> str | None:
+    """Why a resumable stage has nothing left to do (its probe, ``Stage.probe``); None: run it."""
+    from swarmcast.pipelines.stages import STAGES
+
+    return STAGES[stage.kind].nothing_to_do(stage, ctx)
+
+
+def _stale(changed: list[str]) -> str:
+    return f"its inputs changed since its output was made ({', '.join(changed)})"
+
+
+def _config(fingerprint: dict | None) -> dict | None:
+    """A fingerprint without the inputs' digests: what the stage was asked to do."""
+    return None if fingerprint is None else {k: v for k, v in fingerprint.items() if k != "inputs"}
 
 
 def format_plan(pipeline: Pipeline, plans: list[StagePlan], ctx: StageContext) -> str:
@@ -111,31 +164,57 @@ def format_plan(pipeline: Pipeline, plans: list[StagePlan], ctx: StageContext) -
     return "\n".join(lines)
 
 
-def run_pipeline(pipeline: Pipeline, ctx: StageContext, *, address: str | None = None) -> list[dict]:
-    """Plan (raising on any problem before work starts), then run each stage."""
-    from swarmcast.pipelines.cluster.session import alive_nodes, check_shared_storage, ray_session
+def run_pipeline(
+    pipeline: Pipeline, ctx: StageContext, *, address: str | None = None, select: StageSelection | None = None
+) -> list[dict]:
+    """Plan (raising on any problem before work starts), then run each stage. Starts no Ray
+    when every stage is up to date or not selected."""
     from swarmcast.pipelines.stages import STAGES
 
-    plans = plan_pipeline(pipeline, ctx)
-    results = []
-    with ray_session(address):
-        if address:  # tests share one local session; a named cluster may span several nodes
-            check_shared_storage(pipeline, ctx, alive_nodes())
+    plans = plan_pipeline(pipeline, ctx, select)
+    results: list[dict] = []
+    idle = all(p.action in ("skip", "not selected") for p in plans)
+    with _session(address, idle, pipeline, ctx):
         for p in plans:
-            if p.action == "skip":
-                print(f"[{p.stage.label}] up to date (outputs exist from the same config): skipped")
-                results.append({"stage": p.stage.label, "skipped": True})
+            label = p.stage.label
+            action, why = p.action, p.reason
+            if action == "check":  # an earlier stage of this run may have changed its inputs
+                changed = changed_since_made(p.stage, ctx)
+                action, why = ("rerun", _stale(changed)) if changed else ("skip", "")
+            if action == "rerun":
+                print(f"[{label}] {why}: redoing it")
+            if action == "not selected":
+                print(f"[{label}] not selected (--only/--from): left as it is")
                 continue
+            if action == "skip":
+                print(f"[{label}] up to date ({why or 'outputs exist from the same config and inputs'}): skipped")
+                results.append({"stage": label, "skipped": True})
+                continue
+            stage_ctx = replace(ctx, overwrite=True) if action in ("overwrite", "rerun") else ctx
             try:
-                summary = STAGES[p.stage.kind].run(p.stage, ctx)
+                summary = STAGES[p.stage.kind].run(p.stage, stage_ctx)
             except KeyboardInterrupt:
                 finished = [r["stage"] for r in results]
                 raise PipelineInterrupted(p.stage, finished, p.stage.outputs(ctx.base)) from None
             except OSError as err:
-                err.swarmcast_stage = p.stage.label  # type: ignore[attr-defined]  # for the CLI's message
+                err.swarmcast_stage = label  # type: ignore[attr-defined]  # for the CLI's message
                 raise
-            results.append({"stage": p.stage.label, **summary})
+            results.append({"stage": label, **summary})
     return results
+
+
+@contextmanager
+def _session(address: str | None, idle: bool, pipeline: Pipeline, ctx: StageContext) -> Iterator[None]:
+    """The Ray session the stages run in; none when nothing will run."""
+    if idle:
+        yield
+        return
+    from swarmcast.pipelines.cluster.session import alive_nodes, check_shared_storage, ray_session
+
+    with ray_session(address):
+        if address:  # tests share one local session; a named cluster may span several nodes
+            check_shared_storage(pipeline, ctx, alive_nodes())
+        yield
 
 
 class PipelineInterrupted(KeyboardInterrupt):

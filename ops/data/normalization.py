@@ -4,8 +4,10 @@ For each channel: ``mean`` and ``std`` over all times and grid points (unweighte
 and FourCastNet do), and ``tendency_std``, the std of ``x(t + Δ) − x(t)`` for the tendency
 interval Δ (6 h by default) over pairs that are both in the data (pairs across a gap in time,
 such as the jump between shallow-water trajectories, are skipped). Stored as the root attribute
-``normalization`` of a climate store; computed by streaming blocks of time, never loading the
-whole dataset.
+``normalization`` of a climate store swarmcast writes; for any other store (a WeatherBench2 or
+ARCO-ERA5 copy, often read-only) ``swarmcast stats`` computes them into a JSON file
+(``statistics_document``) that ``train-sfno``'s ``normalization:`` names, leaving the data as
+it is. Computed by streaming blocks of time, never loading the whole dataset.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import numpy as np
 import xarray as xr
 
 from swarmcast.kernels.moments import Moments
-from swarmcast.ops.errors import UnknownNameError
+from swarmcast.ops.errors import InputError, UnknownNameError
 
 ATTR = "normalization"
+
+
+class InvalidStatisticsError(InputError):
+    """A statistics file that is not one ``swarmcast stats`` wrote, or is damaged."""
 
 
 @dataclass(frozen=True)
@@ -98,3 +104,32 @@ def compute_normalization(
     mean, std, tstd = values.mean, values.std(), tendencies.std()
     stats = {c: ChannelStats(float(mean[i]), float(std[i]), float(tstd[i])) for i, c in enumerate(channels)}
     return Normalization(stats, float(tendency_hours))
+
+
+FILE_FORMAT = "swarmcast normalization statistics 1"
+"""The ``format`` of a statistics file (``swarmcast stats``): ``{"format", "store", "channels",
+"first_time", "last_time", "times", "normalization": Normalization.to_attr()}``."""
+
+
+def statistics_document(norm: Normalization, store: str, times: np.ndarray) -> dict:
+    """The JSON document ``swarmcast stats`` writes: the statistics and what they were computed
+    from (``store`` as given, the time span and count of ``times``, datetime64)."""
+    return {
+        "format": FILE_FORMAT,
+        "store": store,
+        "channels": list(norm.channels),
+        "first_time": str(times.min().astype("datetime64[s]")),
+        "last_time": str(times.max().astype("datetime64[s]")),
+        "times": len(times),
+        "normalization": norm.to_attr(),
+    }
+
+
+def read_statistics_document(doc: object, where: str) -> Normalization:
+    """The statistics of a document ``statistics_document`` made; ``where`` names it in errors."""
+    if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT or not isinstance(doc.get("normalization"), dict):
+        raise InvalidStatisticsError(f"{where}: not a statistics file written by `swarmcast stats` ({FILE_FORMAT!r})")
+    try:
+        return Normalization.from_attr(doc["normalization"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidStatisticsError(f"{where}: damaged statistics ({type(err).__name__}: {err})") from None

@@ -44,7 +44,9 @@ def _canonical_dims(ds: xr.Dataset, path: str) -> xr.Dataset:
 
 
 def available_channels(ds: xr.Dataset) -> list[str]:
-    """Channel names a canonical-dims dataset provides (levels expanded: z500, z850, ...)."""
+    """Channel names a canonical-dims dataset provides (levels expanded: z500, z850, ...), sorted:
+    a store's variables are listed in the order its filesystem returns them, which differs
+    between copies of one store, and this order is a model's default channel order."""
     out = []
     for name, var in ds.data_vars.items():
         dims = set(var.dims)
@@ -56,7 +58,7 @@ def available_channels(ds: xr.Dataset) -> list[str]:
                 c = channel_from_reanalysis(str(name), int(level))
                 if c is not None:
                     out.append(c)
-    return out
+    return sorted(out)
 
 
 def _select_channel(ds: xr.Dataset, channel: str) -> xr.DataArray:

@@ -30,6 +30,12 @@ MIN_CHUNK_BYTES = 1 << 20
 """A tile spans leads until its inner chunk holds this many uncompressed bytes (or all leads)."""
 
 
+INIT_BLOCK = 64
+"""Init times per object of the per-date arrays not sharded one date per object (``init_time``,
+``valid_time``, ``seed``, ``summary_merged``): a fixed block, so a store that grows by dates
+keeps the bytes readers of its shorter self rely on."""
+
+
 def auto_tiles(nlat: int, nlon: int) -> tuple[int, int]:
     """The default tiles for a ``nlat`` x ``nlon`` grid: ``AUTO_TILES``, fewer along an axis
     too short to give every tile ``MIN_TILE_POINTS`` rows (columns)."""
@@ -78,6 +84,7 @@ class ByteCountingStore(WrapperStore):
 
 __all__ = [
     "AUTO_TILES",
+    "INIT_BLOCK",
     "MIN_CHUNK_BYTES",
     "ByteCountingStore",
     "auto_tiles",

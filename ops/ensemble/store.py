@@ -42,7 +42,7 @@ from swarmcast.ops.data.cf import (
     VALID_TIME_ATTRS,
 )
 from swarmcast.ops.data.channels import channel_attrs
-from swarmcast.ops.ensemble.chunking import check_tiles, leads_per_chunk, tile_shape
+from swarmcast.ops.ensemble.chunking import INIT_BLOCK, check_tiles, leads_per_chunk, tile_shape
 from swarmcast.ops.ensemble.receipts import write_receipt
 from swarmcast.ops.errors import OutputExistsError
 from swarmcast.ops.storage import Location, as_zarr, discard, location, output_exists, publish, staging
@@ -152,6 +152,28 @@ def create_ensemble_store(
     p = location(path)
     if output_exists(p) and not overwrite:
         raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
+    # a staging folder of its own: another coordinator may be creating the same store right now
+    tmp = staging(p, suffix=f".partial-{uuid.uuid4().hex[:12]}")
+    try:
+        build_store_metadata(tmp, layout, seeds, attrs, extra=extra)
+    except BaseException:
+        discard(tmp)
+        raise
+    return publish(tmp, p, marker="zarr.json", replace=overwrite)
+
+
+def build_store_metadata(
+    folder: Path,
+    layout: EnsembleLayout,
+    seeds: np.ndarray,
+    attrs: Mapping[str, object],
+    *,
+    extra: Callable[[Path], None] | None = None,
+) -> None:
+    """Write an ensemble store's metadata and coordinates into the empty local ``folder`` and
+    consolidate them (no member data): what ``create_ensemble_store`` publishes, and what
+    ``swarmcast.ops.ensemble.extend`` copies in when a store's init times grow. The same layout
+    gives the same bytes."""
     if STAGE_ATTR not in attrs:
         raise ValueError(f"attrs need {STAGE_ATTR!r}")
     n_i, n_m, n_l = len(layout.init_times), layout.n_members, len(layout.lead_times)
@@ -200,20 +222,21 @@ def create_ensemble_store(
         c: {"chunks": layout.inner_shape(), "shards": shard, "compressors": (COMPRESSOR,)} for c in layout.channels
     }
     encoding["member_done"] = {"chunks": (1, layout.member_block)}
-    encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
-    encoding["valid_time"] = {"units": "hours since 1900-01-01", "dtype": "int64"}
+    # per-date arrays too small to shard by date come in fixed blocks of dates, never sized by
+    # the date count: a campaign that grows rewrites only its last block, whose earlier values
+    # stay where readers of the shorter store find them (``swarmcast.ops.ensemble.extend``)
+    encoding["init_time"] = {"units": "hours since 1900-01-01", "dtype": "int64", "chunks": (INIT_BLOCK,)}
+    encoding["valid_time"] = {
+        "units": "hours since 1900-01-01",
+        "dtype": "int64",
+        "chunks": (INIT_BLOCK, len(layout.lead_times)),
+    }
+    encoding["seed"] = {"chunks": (INIT_BLOCK, layout.n_members)}
     encoding |= {c: NO_FILL for c in ("lat", "lon")}
-    # a staging folder of its own: another coordinator may be creating the same store right now
-    tmp = staging(p, suffix=f".partial-{uuid.uuid4().hex[:12]}")
-    try:
-        ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
-        if extra is not None:
-            extra(tmp)
-        zarr.consolidate_metadata(tmp, zarr_format=3)
-    except BaseException:
-        discard(tmp)
-        raise
-    return publish(tmp, p, marker="zarr.json", replace=overwrite)
+    ds.to_zarr(folder, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+    if extra is not None:
+        extra(folder)
+    zarr.consolidate_metadata(folder, zarr_format=3)
 
 
 def store_fingerprint(path: str | os.PathLike | Location) -> object:
@@ -336,6 +359,7 @@ __all__ = [
     "ShardBuffers",
     "Unit",
     "UnitWriter",
+    "build_store_metadata",
     "create_ensemble_store",
     "store_fingerprint",
     "unit_chunk_keys",

@@ -31,6 +31,7 @@ import zarr
 from swarmcast.kernels.moments import Moments
 from swarmcast.ops.data.cf import squared_units
 from swarmcast.ops.data.channels import channel_info
+from swarmcast.ops.ensemble.chunking import INIT_BLOCK
 from swarmcast.ops.storage import Location, as_zarr
 
 PARTIALS = "summary_partials"
@@ -89,7 +90,7 @@ def create_summary_arrays(
         root,
         "summary_merged",
         (n_init,),
-        (n_init,),
+        (INIT_BLOCK,),  # a fixed block of dates: a growing store keeps its earlier flags in place
         "bool",
         ["init_time"],
         False,

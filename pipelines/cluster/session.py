@@ -9,6 +9,8 @@ cluster without GPUs before any work starts (Ray would otherwise queue the work 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,39 @@ def _single_node_constant() -> Iterator[None]:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+VERBOSE_ENV = "SWARMCAST_VERBOSE"
+"""Set (``swarmcast run --verbose``) to keep Ray's own narration in the output."""
+
+QUIET_WORKERS = {
+    # Ray Data logs every dataset execution (start, plan, finish) at INFO, once per epoch, and
+    # that progress bars are off (we turn them off: the stages print their own progress)
+    "RAY_DATA_LOG_LEVEL": "ERROR",
+    # Ray Train turns a worker's print into a log record that reaches the driver beside the
+    # print itself: every epoch line appeared twice
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    # a watcher for spot-instance preemption, useless on one machine, whose start logs an
+    # error line from Ray's core worker in every healthy run
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "PYTHONWARNINGS": ",".join(
+        f"ignore:{m}" for m in ("Consolidated metadata is currently", "`ExecutionOptions.exclude")
+    ),
+}
+"""Environment of a private local session's workers unless ``--verbose``: our progress lines
+once each, Ray's narration only in its log files. Clusters (``--address``) keep their own."""
+
+
+def verbose() -> bool:
+    """Whether Ray's narration is wanted (``--verbose``)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def quiet_warnings() -> None:
+    """Hide, in this process, the warnings ``QUIET_WORKERS`` hides in the workers: zarr's note
+    that consolidated metadata is not in the v3 spec, a Ray-internal deprecation."""
+    for entry in QUIET_WORKERS["PYTHONWARNINGS"].split(","):
+        warnings.filterwarnings("ignore", message=re.escape(entry.removeprefix("ignore:")))
 
 
 def private_token_file(home: Path | None = None) -> Path | None:
@@ -96,6 +131,7 @@ def ray_session(address: str | None) -> Iterator[None]:
                 dashboard_host="127.0.0.1",
                 log_to_driver=True,
                 logging_config=quiet,
+                runtime_env={} if verbose() else {"env_vars": QUIET_WORKERS},
             )
     private_token_file()  # a token Ray generated just now
     try:

@@ -31,16 +31,30 @@ class Stage:
     """The stage's settings (imports neither torch nor Ray)."""
     module: str
     """The module whose ``run(config, ctx) -> summary`` runs the stage; imported only to run it."""
+    probe: str | None = None
+    """For a resumable stage, a module whose ``nothing_to_do(config, ctx)`` says, without Ray,
+    that a rerun would do nothing and why (then the runner skips it and need not start Ray)."""
 
     def run(self, config: StageConfig, ctx: StageContext) -> dict:
         return importlib.import_module(self.module).run(config, ctx)
+
+    def nothing_to_do(self, config: StageConfig, ctx: StageContext) -> str | None:
+        """Why a rerun would do nothing, only when the probe is sure; None: run the stage. A
+        probe that fails (a store it cannot read, say) is not sure: the stage then runs and
+        reports what is wrong itself, with the checks it was built for."""
+        if self.probe is None:
+            return None
+        try:
+            return importlib.import_module(self.probe).nothing_to_do(config, ctx)
+        except Exception:  # not sure: run the stage, whose own checks name the problem
+            return None
 
 
 _STAGES = "swarmcast.pipelines.stages"
 STAGES: dict[str, Stage] = {
     "swe-dataset": Stage(SWEDatasetConfig, f"{_STAGES}.swe_dataset.stage"),
-    "train-sfno": Stage(TrainSFNOConfig, f"{_STAGES}.train_sfno.stage"),
-    "hindcast": Stage(HindcastConfig, f"{_STAGES}.hindcast.stage"),
+    "train-sfno": Stage(TrainSFNOConfig, f"{_STAGES}.train_sfno.stage", f"{_STAGES}.train_sfno.probe"),
+    "hindcast": Stage(HindcastConfig, f"{_STAGES}.hindcast.stage", f"{_STAGES}.hindcast.probe"),
     "train-diffusion": Stage(TrainDiffusionConfig, f"{_STAGES}.train_diffusion.stage"),
     "sample-diffusion": Stage(SampleDiffusionConfig, f"{_STAGES}.sample_diffusion.stage"),
     "score": Stage(ScoreConfig, f"{_STAGES}.score.stage"),

@@ -20,6 +20,7 @@ import torch
 
 from swarmcast.ops.checkpoint import load_training_state, save_training_state
 from swarmcast.ops.storage import Location, is_remote, remove
+from swarmcast.pipelines.cluster.session import verbose
 from swarmcast.pipelines.config import ConfigError
 
 
@@ -87,6 +88,9 @@ def fit_run(
             **_train_storage(out / ".ray"),
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            # Ray Train narrates worker-group starts and every checkpoint at INFO; the stages
+            # print their own progress (``swarmcast run --verbose`` keeps Ray's)
+            logging_config=ray.train.LoggingConfig(log_level="INFO" if verbose() else "WARNING"),
         ),
         datasets=datasets or {},
     )
@@ -94,6 +98,24 @@ def fit_run(
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: training finished without a checkpoint")
     return result.checkpoint
+
+
+def quiet_train_worker() -> None:
+    """In a training worker, unless ``--verbose``: Ray Train's report module logs every
+    checkpoint at INFO through a logger named by its file path, so outside ``ray.train`` and
+    past the run config's ``LoggingConfig``; its level is raised here (the attribute is looked
+    up, not assumed, so another Ray version changes nothing)."""
+    import logging
+
+    if verbose():
+        return
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:
+        return
+    log = getattr(context, "logger", None)
+    if isinstance(log, logging.Logger):
+        log.setLevel(logging.WARNING)
 
 
 def restore_state(

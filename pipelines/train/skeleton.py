@@ -32,7 +32,13 @@ import torch
 from swarmcast.ops import __version__
 from swarmcast.ops.data.windows import WindowSpec
 from swarmcast.ops.storage import Location
-from swarmcast.pipelines.train.run_state import fit_run, load_final_state, report_state, restore_state
+from swarmcast.pipelines.train.run_state import (
+    fit_run,
+    load_final_state,
+    quiet_train_worker,
+    report_state,
+    restore_state,
+)
 from swarmcast.pipelines.train.settings import Scaling
 
 
@@ -159,6 +165,7 @@ def worker_loop(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    quiet_train_worker()
     trainer: Trainer = config["trainer"]
     torch.set_num_threads(max(1, int(trainer.scaling.cpus_per_worker)))
     rank = ray.train.get_context().get_world_rank()

@@ -68,10 +68,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "data.zarr").exists()
 
 
-def test_demo_dry_run_writes_its_editable_pipeline(tmp_path, capsys):
+def test_demo_dry_run_plans_the_built_in_pipeline_and_writes_nothing(tmp_path, capsys):
     code, out, _ = run_cli(["demo", "--out", tmp_path / "demo", "--dry-run"], capsys)
-    assert code == 0 and (tmp_path / "demo" / "pipeline.yaml").exists()
-    assert "484 times x 4 channels" in out
+    assert code == 0 and not (tmp_path / "demo").exists()
+    assert "484 times x 4 channels" in out and f"base {tmp_path / 'demo'}" in out
+    assert "dry run: every check passed; nothing was started or written" in out
 
 
 @pytest.mark.timeout(300)
@@ -258,3 +259,11 @@ def test_the_machine_refusing_or_ctrl_c_is_a_message_naming_the_stage(
         assert "run the same command again to resume" in err
     with pytest.raises(type(raised)):
         main(["--debug", "run", str(path)])
+
+
+def test_version_names_the_installed_package(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"swarmcast {version('swarmcast')}"

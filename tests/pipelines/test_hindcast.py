@@ -82,7 +82,8 @@ def test_one_member_regenerated_alone_matches_the_store(reference, inputs, one_t
 def test_second_run_computes_nothing_and_other_configs_are_refused(reference):
     path, _ = reference
     before = files(path)
-    assert run(path.parent)[0]["computed"] == 0
+    # every unit done: the runner's probe skips the stage without starting it
+    assert run(path.parent)[0] == {"stage": "hindcast", "skipped": True}
     assert files(path) == before
     changed = {**STAGE, "perturbation": {"kind": "bred-vector", "pairs": 1, "seed_channels": ["h"]}}
     with pytest.raises(ConfigError, match="made by a different hindcast config"):
@@ -238,7 +239,7 @@ def test_other_actor_and_campaign_settings_resume_the_same_store(reference):
         "actors": {"cpus": 1.0, "max_actors": 1, "write_behind": False},
         "campaign": {"order": "newest-first"},
     }
-    assert run(path.parent, run_only)[0]["computed"] == 0
+    assert run(path.parent, run_only)[0] == {"stage": "hindcast", "skipped": True}
     assert files(path) == before
 
 

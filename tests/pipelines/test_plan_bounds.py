@@ -111,9 +111,13 @@ def test_the_dry_run_notes_the_store_size(tmp_path, capsys):
     test_the_store_estimate_is_the_product_of_its_dimensions(tmp_path)  # the checkpoints
     (tmp_path / "data.zarr").mkdir()
     (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "t", "stages": [dict(HINDCAST, lead_hours=12)]}))
-    assert main(["run", str(Path(tmp_path / "p.yaml")), "--dry-run"]) == 0
+    # the stub checkpoints and empty data.zarr pass the plan's path checks; the dry run then
+    # checks the stage's own plan as its coordinator would, and refuses them
+    assert main(["run", str(Path(tmp_path / "p.yaml")), "--dry-run"]) == 2
+    out, err = capsys.readouterr()
     # 1 init x 2 checkpoints x 5 members x 3 leads x 4 channels x 8 x 16 x 4 bytes = 61,440 B
-    assert "output ~60.0 KiB uncompressed" in capsys.readouterr().out
+    assert "output ~60.0 KiB uncompressed" in out
+    assert "stages.0 (hindcast): checkpoints: " in err and "checkpoint.json: lacks" in err
 
 
 REFUSE_WITHOUT_HEAVY_IMPORTS = """

@@ -145,8 +145,7 @@ def test_a_pipeline_on_s3_equals_the_same_pipeline_on_local_paths(s3_run, local_
     # a rerun finds every output finished (read back from the bucket) and computes nothing
     again = run(base, stages(s3_bucket))
     assert again[0]["skipped"] and again[3]["skipped"] and again[4]["skipped"]
-    assert again[1]["trained"] == [] and again[1]["skipped"] == [5]
-    assert again[2]["computed"] == 0
+    assert again[1]["skipped"] is True and again[2]["skipped"] is True  # the probes read the bucket
 
 
 def test_an_upload_cut_short_is_not_an_output_and_is_replaced(local_run, s3_bucket, tmp_path):

@@ -109,7 +109,7 @@ def test_second_run_trains_nothing(trained):
     before = (weights.stat().st_mtime_ns, weights.read_bytes())
     results = run(base, [DATA, TRAIN])
     assert results[0]["skipped"] is True  # data store: same config
-    assert results[1]["trained"] == [] and results[1]["skipped"] == [11, 12]
+    assert results[1]["skipped"] is True  # every seed's checkpoint made by this config
     assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
 
 

@@ -80,6 +80,7 @@ class HindcastPlan:
         times = ds["time"].values.astype("datetime64[ns]")
         latest = config.init_times == "latest"
         self.inits = np.array([times.max()]) if latest else config.init_times.resolve()  # type: ignore[union-attr]
+        self._data_times = times
         self._check_history(times, self.inits)
         self._check_states(ds)
         self.seed_mask = self._seed_channels(config.perturbation)
@@ -289,6 +290,23 @@ class HindcastPlan:
             leads_per_shard=min(c.leads_per_shard or len(leads), len(leads)),
             tiles=tiles,  # type: ignore[arg-type]
         )
+
+    def cover(self, init_times: np.ndarray) -> tuple[EnsembleLayout, np.ndarray]:
+        """Re-plan for every init time of a campaign store this run grows (``init_times``,
+        datetime64[ns], the store's followed by the new ones): (layout, seeds). The new ones
+        were checked with the plan; every one needs its history in the data again, since an
+        unfinished unit of any date may run."""
+        init_times = np.asarray(init_times, dtype="datetime64[ns]")
+        if self.config.score is not None and not np.array_equal(init_times, self.inits):
+            raise ConfigError(
+                f"score: this store holds {len(init_times)} init times and the run asks for {len(self.inits)}; "
+                "online scores cover one campaign's dates and cannot grow with it. Score a growing store "
+                "with a score stage after the hindcast instead"
+            )
+        self.inits = init_times
+        self._check_history(self._data_times, init_times)
+        self.layout = replace(self.layout, init_times=init_times)
+        return self.layout, self.seeds()
 
     def seeds(self) -> np.ndarray:
         """Member seeds (n_init, n_members), from (run seed, init time, checkpoint, index)."""

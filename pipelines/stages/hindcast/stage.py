@@ -61,6 +61,7 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
             before_create=lambda: _gate_then_start(plan, pool, gate),
             run_settings=config.RUN_SETTINGS,
             lease=lease,
+            grow=plan.cover,  # a campaign store grows by init times (ARCHITECTURE.md, "Growing campaigns")
         )
         total = len(list(plan.layout.units()))
         merged = [_merge_summaries(plan, out)]  # dates a killed run finished but did not merge

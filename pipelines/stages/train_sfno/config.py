@@ -76,11 +76,15 @@ class TrainSFNOConfig(StageConfig):
 
     RESUMABLE: ClassVar[bool] = True
     RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset({"concurrent"})
+    OMIT_WHEN_DEFAULT: ClassVar[frozenset[str]] = frozenset({"normalization"})
 
     kind: Literal["train-sfno"] = "train-sfno"
     """Stage kind."""
     data: str = "data.zarr"
     """Climate store to train on."""
+    normalization: str | None = None
+    """JSON statistics written by ``swarmcast stats`` (for a store swarmcast did not write);
+    None: the store's own ``normalization`` attribute (``swe-dataset`` stores carry it)."""
     output: str = "checkpoints"
     """Folder receiving one checkpoint folder per seed."""
     checkpoints: int | None = Field(None, ge=1)
@@ -118,7 +122,8 @@ class TrainSFNOConfig(StageConfig):
         return [pipeline_seed * 1000 + i for i in range(self.checkpoints or 2)]
 
     def inputs(self, base: Path) -> list[Path]:
-        return [resolve_path(base, self.data)]
+        stats = [resolve_path(base, self.normalization)] if self.normalization is not None else []
+        return [resolve_path(base, self.data), *stats]
 
     def outputs(self, base: Path) -> list[Path]:
         return [resolve_path(base, self.output)]

@@ -7,10 +7,13 @@ evenly spaced validation windows; the training windows' spec; the SFNO hyper-par
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from swarmcast.ops.data.normalization import InvalidStatisticsError, Normalization, read_statistics_document
 from swarmcast.ops.data.readers import infer_time_step, open_climate, stored_normalization
 from swarmcast.ops.data.splits import evenly_spaced, held_out_start, whole_steps
 from swarmcast.ops.data.windows import WindowSpec, window_starts
@@ -31,9 +34,21 @@ class SFNOTrainingPlan:
         self.store = path
         self.channels = tuple(config.channels or list(ds.data_vars))
         self.nlat, self.nlon = ds.sizes["lat"], ds.sizes["lon"]
-        self.normalization = stored_normalization(ds)
+        self.normalization = (
+            stored_normalization(ds)
+            if config.normalization is None
+            else self._statistics_file(resolve_path(ctx.base, config.normalization))
+        )
         if self.normalization is None:
-            raise ConfigError(f"{path}: no normalisation statistics (write it with swe-dataset or add them)")
+            raise ConfigError(
+                f"{path}: no normalisation statistics: compute them with `swarmcast stats {config.data} -o "
+                "normalization.json` and add `normalization: normalization.json` to this stage"
+            )
+        lacking = [c for c in self.channels if c not in self.normalization.channels]
+        if lacking:
+            raise ConfigError(
+                f"normalization: no statistics for channels {lacking} (compute them with swarmcast stats)"
+            )
         times = ds["time"].values.astype("datetime64[ns]")
         data_step = infer_time_step(times)
         stride = whole_steps(config.step_hours * 3600, data_step / np.timedelta64(1, "s"))
@@ -67,6 +82,21 @@ class SFNOTrainingPlan:
             )
         self.val_starts = starts[evenly_spaced(len(starts), config.validation.max_windows)]
         self.n_train = n_train
+
+    @staticmethod
+    def _statistics_file(path: Path) -> Normalization:
+        """The statistics ``swarmcast stats`` wrote to ``path``, refused with the path when
+        missing, not JSON or not such a file."""
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"normalization: {path} not found (write it with swarmcast stats)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"normalization: {path}: cannot be read as JSON ({err})") from None
+        try:
+            return read_statistics_document(doc, str(path))
+        except InvalidStatisticsError as err:
+            raise ConfigError(f"normalization: {err}") from None
 
     @staticmethod
     def _validation_range(v: Validation, times: np.ndarray) -> tuple[np.datetime64, np.datetime64]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from swarmcast.ops.checkpoint import META, read_meta
 from swarmcast.ops.progress import Progress
 from swarmcast.ops.storage import is_remote
 from swarmcast.pipelines.cluster.session import check_gpus
@@ -24,15 +22,9 @@ from swarmcast.pipelines.config import ConfigError, resolve_path
 from swarmcast.pipelines.context import StageContext
 from swarmcast.pipelines.stages.train_sfno.config import TrainSFNOConfig
 from swarmcast.pipelines.stages.train_sfno.plan import SFNOTrainingPlan
+from swarmcast.pipelines.stages.train_sfno.probe import finished
 from swarmcast.pipelines.train.run_state import claim_run_state
 from swarmcast.pipelines.train.skeleton import fit_and_export
-
-
-def _finished(folder: Path, fingerprint: dict) -> bool | None:
-    """True: finished with this config; False: finished with another; None: not finished."""
-    if not (folder / META).exists():
-        return None
-    return read_meta(folder).get("stage") == fingerprint
 
 
 def run(config: TrainSFNOConfig, ctx: StageContext) -> dict:
@@ -46,7 +38,7 @@ def run(config: TrainSFNOConfig, ctx: StageContext) -> dict:
     fingerprint = ctx.fingerprint(config)
     seeds, skipped = [], []
     for s in config.seed_list(ctx.seed):
-        state = _finished(out / f"seed-{s}", fingerprint)
+        state = finished(out / f"seed-{s}", fingerprint)
         if state is True and not ctx.overwrite:
             skipped.append(s)
         elif state is False and not ctx.overwrite:

@@ -1,0 +1,77 @@
+"""Whether ``hindcast`` has anything to do, read from its store and inputs' metadata (no Ray).
+
+A rerun with nothing to do should not start Ray (ARCHITECTURE.md, "Pipelines and stages"): the
+store was made by this config (init times aside, "Growing campaigns"), holds every init time
+asked for, every unit is done and still has its shards, its summaries are merged, no extension
+is unfinished and no run holds its lease; with ``score:`` the scores store is published too.
+Anything uncertain answers False, and the stage then runs and decides for itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from swarmcast.ops.checkpoint import FORECAST_KEYS, CheckpointError, read_meta
+from swarmcast.ops.storage import as_zarr, output_exists
+from swarmcast.pipelines.config import resolve_path
+from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.stages.hindcast.config import HindcastConfig
+
+
+def nothing_to_do(config: HindcastConfig, ctx: StageContext) -> str | None:
+    """Why a rerun would compute nothing; None when it might (see the module docstring)."""
+    import zarr
+
+    from swarmcast.ops.data.readers import open_climate
+    from swarmcast.ops.ensemble.done_flags import done_units
+    from swarmcast.ops.ensemble.extend import extension_in_progress, stored_init_times
+    from swarmcast.ops.ensemble.lease import live_holder
+    from swarmcast.ops.ensemble.store import store_fingerprint
+    from swarmcast.ops.ensemble.verify import check_store, layout_of_store
+    from swarmcast.pipelines.ensemble.output import GROWS
+
+    out = resolve_path(ctx.base, config.output)
+    if not output_exists(out) or extension_in_progress(out) or live_holder(out) is not None:
+        return None
+    folder = resolve_path(ctx.base, config.checkpoints)
+    paths = sorted(p for p in folder.iterdir() if (p / "checkpoint.json").exists()) if folder.is_dir() else []
+    try:
+        hashes = [read_meta(p, required=FORECAST_KEYS)["weights_sha256"] for p in paths]
+    except CheckpointError:
+        return None
+    fingerprint = json.loads(json.dumps(ctx.fingerprint(config) | {"checkpoint_sha256": hashes}))
+    recorded = store_fingerprint(out)
+    if not paths or not isinstance(recorded, dict):
+        return None
+    ignored = GROWS | config.RUN_SETTINGS
+    if {k: v for k, v in recorded.items() if k not in ignored} != {
+        k: v for k, v in fingerprint.items() if k not in ignored
+    }:
+        return None
+    if config.init_times == "latest":
+        wanted = np.array([open_climate(resolve_path(ctx.base, config.data))["time"].values.max()])
+    else:
+        wanted = config.init_times.resolve()
+    if not set(wanted.astype("datetime64[ns]").tolist()) <= set(stored_init_times(out).tolist()):
+        return None
+    layout = layout_of_store(out)
+    done = done_units(out, layout)
+    if len(done) != len(list(layout.units())) or check_store(out, layout, done).damage:
+        return None
+    group = zarr.open_group(as_zarr(out), mode="r")
+    if "summary_merged" in group and not np.asarray(group["summary_merged"][...]).all():
+        return None
+    if config.score is not None:
+        scores = resolve_path(ctx.base, config.score.output)
+        if not output_exists(scores):
+            return None
+        made_by = zarr.open_group(as_zarr(scores), mode="r").attrs.get("swarmcast_stage")
+        if not isinstance(made_by, str) or json.loads(made_by) != fingerprint:
+            return None
+    shown = ", ".join(str(t.astype("datetime64[h]")) for t in wanted[:3]) + (" ..." if len(wanted) > 3 else "")
+    return f"{out.name} already holds init time {shown}, all done; no new dates to append"
+
+
+__all__ = ["nothing_to_do"]

@@ -1,0 +1,68 @@
+"""What a healthy run prints: our progress lines once each, none of Ray's narration or error
+lines, unless --verbose (a real `swarmcast run` with its own private Ray, training through Ray
+Train and Ray Data)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+PIPELINE = {
+    "name": "quiet",
+    "stages": [
+        {"kind": "swe-dataset", "name": "data", "grid": {"nlat": 16, "nlon": 32}, "trajectories": 2, "days": 2},
+        {
+            "kind": "train-sfno",
+            "name": "train",
+            "seeds": [1],
+            "model": {"embed_dim": 8, "num_layers": 1},
+            "train": {"epochs": 2, "batch_size": 8},
+            "validation": {"lead_hours": 12},
+            "scaling": {"cpus_per_worker": 0.5},
+        },
+    ],
+}
+RAY_NARRATION = (
+    "Starting execution of Dataset",
+    "Execution plan of Dataset",
+    "execution finished in",
+    "Attempting to start training worker group",
+    "Checkpoint successfully created",
+    "Reporting training result",
+    "core_worker",
+    "Consolidated metadata is currently not part",
+    "exclude_resources",
+)
+
+
+def _run(folder: Path, *flags: str) -> list[str]:
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(PIPELINE))
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "swarmcast"), "run", "pipeline.yaml", *flags],
+        cwd=folder,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return (out.stdout + out.stderr).splitlines()
+
+
+def test_a_healthy_run_prints_each_progress_line_once_and_none_of_rays_narration(tmp_path):
+    lines = _run(tmp_path)
+    for epoch in (1, 2):
+        assert sum(f"[seed 1] epoch {epoch}/2 loss" in line for line in lines) == 1, "\n".join(lines)
+    assert not [line for line in lines if any(n in line for n in RAY_NARRATION)], "\n".join(lines)
+    assert not [line for line in lines if "0.0 checkpoints/s" in line or " E " in line[:40]]
+    done = [line for line in lines if line.startswith("[train: train] done:")]
+    assert len(done) == 1 and done[0].endswith(" s per checkpoint)")
+
+
+def test_verbose_keeps_rays_own_lines(tmp_path):
+    lines = _run(tmp_path, "--verbose", "--overwrite=train")
+    assert any("Attempting to start training worker group" in line for line in lines), "\n".join(lines)
