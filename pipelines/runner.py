@@ -98,9 +98,6 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext, select: StageSelection 
                     )
             elif stage.RESUMABLE:
                 action = "resume"
-                done = None if any(q.resolve() in changing for q in stage.inputs(ctx.base)) else _done(stage, ctx)
-                if done is not None:
-                    action, why = "skip", done
             else:
                 try:
                     recorded, mine = output_fingerprint(p), ctx.fingerprint(stage)
@@ -119,6 +116,12 @@ def plan_pipeline(pipeline: Pipeline, ctx: StageContext, select: StageSelection 
                     changed = changed_inputs((recorded or {}).get("inputs"), mine.get("inputs", {}))
                     action = "rerun" if changed else "skip"
                     why = _stale(changed) if changed else ""
+        if action in ("run", "resume") and stage.RESUMABLE:
+            # its probe reads the outputs itself: a training output in a bucket has no marker of
+            # its own at the top (each checkpoint has one), so it reads as absent above
+            done = None if any(q.resolve() in changing for q in stage.inputs(ctx.base)) else _done(stage, ctx)
+            if done is not None:
+                action, why = "skip", done
         outputs = {p.resolve() for p in stage.outputs(ctx.base)}
         produced.update(outputs)
         if action != "skip":

@@ -49,8 +49,9 @@ def describe_unit(layout: EnsembleLayout, unit: Unit) -> str:
 def layout_of_store(path: str | os.PathLike | Location) -> EnsembleLayout:
     """The layout an ensemble store was created with, read back from its coordinates and chunks.
 
-    Raises ``InputError`` when ``path`` is not an ensemble store (no ``member_done`` mask or no
-    variable with the ensemble dims).
+    Raises ``InputError`` when ``path`` is not an ensemble store (no ``member_done`` mask, and
+    neither a variable with the ensemble dims nor the member coordinates of a store that keeps
+    no members).
     """
     group = open_zarr_group(path)
     if DONE_ARRAY not in group:
@@ -62,15 +63,22 @@ def layout_of_store(path: str | os.PathLike | Location) -> EnsembleLayout:
             if arr.metadata.zarr_format == 3 and tuple(arr.metadata.dimension_names or ()) == ENSEMBLE_DIMS
         )
     )
-    if not channels:
+    # `variables: []`: a store that keeps no members (only done flags, summaries, online scores)
+    keeps_none = not channels and "checkpoint" in group
+    if not channels and not keeps_none:
         raise InputError(f"{location(path)}: not an ensemble store (no variable with dims {ENSEMBLE_DIMS})")
     ds = xr.open_zarr(as_zarr(path), chunks=None)
     member_ckpt = [str(c) for c in ds["checkpoint"].values]
     checkpoints = tuple(dict.fromkeys(member_ckpt))
     per_ckpt = len(member_ckpt) // len(checkpoints)
-    done, first = group[DONE_ARRAY], group[channels[0]]
-    assert isinstance(done, zarr.Array) and isinstance(first, zarr.Array)
-    shard = first.shards or first.chunks
+    done = group[DONE_ARRAY]
+    assert isinstance(done, zarr.Array)
+    leads, tiles = len(ds["lead_time"]), (1, 1)  # a store that keeps no members has no shards
+    if channels:
+        first = group[channels[0]]
+        assert isinstance(first, zarr.Array)
+        shard = first.shards or first.chunks
+        leads, tiles = int(shard[2]), (int(shard[3] // first.chunks[3]), int(shard[4] // first.chunks[4]))
     return EnsembleLayout(
         init_times=ds["init_time"].values,
         lead_times=ds["lead_time"].values,
@@ -81,8 +89,8 @@ def layout_of_store(path: str | os.PathLike | Location) -> EnsembleLayout:
         perturbation=ds["perturbation"].values[:per_ckpt],
         sign=ds["sign"].values[:per_ckpt],
         member_block=int(done.chunks[1]),
-        leads_per_shard=int((first.shards or first.chunks)[2]),
-        tiles=(int(shard[3] // first.chunks[3]), int(shard[4] // first.chunks[4])),
+        leads_per_shard=leads,
+        tiles=tiles,
     )
 
 
