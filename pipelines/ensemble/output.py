@@ -70,16 +70,12 @@ def open_ensemble_output(
     existed = output_exists(out) and not ctx.overwrite
     if existed:
         recorded = _without(store_fingerprint(out), run_settings)
-        if recorded != fingerprint:
-            growing = (
-                grow is not None and recorded is not None and _without(recorded, GROWS) == _without(fingerprint, GROWS)
+        if recorded != fingerprint and (grow is None or not same_campaign(recorded, fingerprint)):
+            kind = fingerprint.get("kind", "stage")
+            keys = ", ".join(differing_keys(recorded, fingerprint)) if isinstance(recorded, dict) else "everything"
+            raise ConfigError(
+                f"{out} was made by a different {kind} config or checkpoints (differing: {keys}); pass --overwrite"
             )
-            if not growing:
-                kind = fingerprint.get("kind", "stage")
-                keys = ", ".join(differing_keys(recorded, fingerprint)) if isinstance(recorded, dict) else "everything"
-                raise ConfigError(
-                    f"{out} was made by a different {kind} config or checkpoints (differing: {keys}); pass --overwrite"
-                )
     else:
         replaced = None
         if output_exists(out) and lease is not None:  # --overwrite: never under a live run
@@ -151,6 +147,13 @@ def _grow(
     return layout, added
 
 
+def same_campaign(recorded: object, fingerprint: dict, ignored: frozenset[str] = frozenset()) -> bool:
+    """Whether a store's recorded fingerprint is ``fingerprint`` but for the keys a campaign
+    grows by (``GROWS``) and ``ignored`` (run settings): the store may be reopened and grown."""
+    drop = GROWS | ignored
+    return isinstance(recorded, dict) and _without(recorded, drop) == _without(fingerprint, drop)
+
+
 def differing_keys(a: object, b: object, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two fingerprints (nested dicts compared key by key)."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -165,4 +168,4 @@ def _without(recorded: dict | None, keys: frozenset[str]) -> dict | None:
     return None if recorded is None else {k: v for k, v in recorded.items() if k not in keys}
 
 
-__all__ = ["GROWS", "differing_keys", "open_ensemble_output"]
+__all__ = ["GROWS", "differing_keys", "open_ensemble_output", "same_campaign"]

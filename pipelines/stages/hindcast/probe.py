@@ -30,7 +30,7 @@ def nothing_to_do(config: HindcastConfig, ctx: StageContext) -> str | None:
     from swarmcast.ops.ensemble.lease import live_holder
     from swarmcast.ops.ensemble.store import store_fingerprint
     from swarmcast.ops.ensemble.verify import check_store, layout_of_store
-    from swarmcast.pipelines.ensemble.output import GROWS
+    from swarmcast.pipelines.ensemble.output import same_campaign
 
     out = resolve_path(ctx.base, config.output)
     if not output_exists(out) or extension_in_progress(out) or live_holder(out) is not None:
@@ -45,10 +45,7 @@ def nothing_to_do(config: HindcastConfig, ctx: StageContext) -> str | None:
     recorded = store_fingerprint(out)
     if not paths or not isinstance(recorded, dict):
         return None
-    ignored = GROWS | config.RUN_SETTINGS
-    if {k: v for k, v in recorded.items() if k not in ignored} != {
-        k: v for k, v in fingerprint.items() if k not in ignored
-    }:
+    if not same_campaign(recorded, fingerprint, config.RUN_SETTINGS):
         return None
     if config.init_times == "latest":
         wanted = np.array([open_climate(resolve_path(ctx.base, config.data))["time"].values.max()])
