@@ -80,6 +80,9 @@ def test_bench_hindcast_reports_efficiency_and_the_hens_projection(ray_session, 
     # 3 breeding cycles (the default) of one control and one pair step, for each of 2 dates
     assert result["breeding_member_steps"] == 3 * (1 + 1) * 2
     assert result["ratio"] > 0 and result["raw_forward_member_steps_per_s"] > 0
+    # the split of the stage's wall: one unit per date; the first unit is written within it
+    assert result["units"] == 2 and 0 < result["first_unit_s"] < result["pipeline_wall_s"]
+    assert result["steady_ratio"] > 0 and result["fixed_cost_s"] < result["pipeline_wall_s"]
     hens = result["hens_projection"]
     # 7,424 members in blocks of 16 -> 464 shards per variable, x 12 variables, + 464 done chunks
     assert hens["objects_per_init_date"] == 464 * 12 + 464 and hens["hens_netcdf_files_per_init_date"] == 7424

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 
 from swarmcast.ops.ensemble.campaign import DateWindow
 from swarmcast.ops.ensemble.done_flags import done_units
-from swarmcast.ops.ensemble.store import create_ensemble_store
+from swarmcast.ops.ensemble.store import Unit, create_ensemble_store
 from swarmcast.ops.errors import StorageFullError
 from swarmcast.pipelines.bench.scale import DEFAULTS, EmulatedPlan, EmulatedUnitRunner, emulated_layout
 from swarmcast.pipelines.cli import main
@@ -78,6 +79,44 @@ def test_more_actors_than_checkpoints_share_them_and_write_the_same_bytes(ray_se
     assert report.most_actors == report.actors_started == 6 > PARAMS["checkpoints"]
     assert report.model_loads >= 6 and report.computed == UNITS
     assert files(many) == files(one)
+
+
+def test_with_write_behind_every_unit_computes_while_the_last_one_is_written(ray_session, tmp_path):
+    """One actor, one checkpoint, 4 units of 0.4 s compute whose writes take 0.3 s more. Each
+    unit, the last ones included, must start computing before the unit before it has finished
+    writing: the scheduler hands a busy actor its next unit instead of holding the last units
+    back until an actor is wholly free (which left the actor idle for a whole write)."""
+    events = tmp_path / "events.txt"
+
+    class SlowWriteRunner(EmulatedUnitRunner):  # defined here: Ray ships it to the actors by value
+        def _hold(self, checkpoint: int) -> None:
+            if self.checkpoint >= 0:  # the first step of a unit under the compute lock (not __init__)
+                with open(events, "a") as f:
+                    f.write(f"computing {time.time()}\n")
+            super()._hold(checkpoint)
+
+        def run(self, unit: Unit) -> Unit:
+            done = super().run(unit)  # compute under the lock, then its writes outside it
+            time.sleep(0.3)  # a slow write's tail, also outside the lock
+            with open(events, "a") as f:
+                f.write(f"written {time.time()}\n")
+            return done
+
+    params = {**PARAMS, "checkpoints": 1, "blocks": 1, "leads": 1}
+    layout = emulated_layout(params, 4)
+    plan = EmulatedPlan(ActorSettings(cpus=0.25, max_actors=1), layout, 0.4, 0.0, [""])
+    path = tmp_path / "slow.zarr"
+    create_ensemble_store(path, layout, np.zeros((4, layout.n_members), dtype=np.int64), {"swarmcast_stage": "t"})
+    report = run_units(plan, path, list(layout.units()), label="slow", runner=SlowWriteRunner)
+    assert report.computed == 4 and len(done_units(path, layout)) == 4
+    # the computes (0.4 s sleeps) run one at a time: at least one before the first unit is out
+    assert 0.4 <= report.first_unit_s < report.units_s and report.units_s >= 4 * 0.4
+    lines = [line.split() for line in events.read_text().splitlines()]
+    starts = [float(t) for kind, t in lines if kind == "computing"]
+    ends = [float(t) for kind, t in lines if kind == "written"]
+    assert len(starts) == len(ends) == 4
+    for k in range(1, 4):
+        assert starts[k] < ends[k - 1], f"unit {k} waited for unit {k - 1}'s writes"
 
 
 def test_a_full_disk_stops_at_once_naming_the_store_and_a_rerun_resumes(ray_session, tmp_path):

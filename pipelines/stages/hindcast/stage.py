@@ -94,6 +94,8 @@ def run(config: HindcastConfig, ctx: StageContext) -> dict:
         "actors_started": report.actors_started,
         "model_loads": report.model_loads,
         "most_actors": report.most_actors,
+        "first_unit_s": None if report.first_unit_s is None else round(report.first_unit_s, 3),
+        "units_s": round(report.units_s, 3),
         "summaries_merged": sum(merged),
         "dates_in_order": [str(plan.layout.init_times[i].astype("datetime64[h]")) for i in window.completed],
         "most_dates_at_once": window.most_open,
