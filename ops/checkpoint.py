@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from swarmcast.ops.sfno.model import SFNOStepper
 
 FORMAT = "swarmcast-sfno/1"
+DIFFUSION_FORMAT = "swarmcast-diffusion/1"
+"""The format of a diffusion checkpoint folder (``swarmcast.ops.diffusion.training``); here so
+that code which only reads its ``checkpoint.json`` need not import torch."""
 WEIGHTS = "weights.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 META = "checkpoint.json"

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from swarmcast.kernels.diffusion import sampling_sigmas
-from swarmcast.ops.checkpoint import read_meta, save_model, verified_weights
+from swarmcast.ops.checkpoint import DIFFUSION_FORMAT, read_meta, save_model, verified_weights
 from swarmcast.ops.diffusion.model import Curriculum, DenoisingLoss, DiffusionModel, DiffusionSpec, ema_decay
 from swarmcast.ops.optim import OptimConfig, autocast_for
 from swarmcast.ops.samplers import SampleResult, sample, solver_schedule, steps_for_nfe
 
-FORMAT = "swarmcast-diffusion/1"
+FORMAT = DIFFUSION_FORMAT
 
 
 def save_diffusion(

@@ -30,7 +30,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ import numpy as np
 from swarmcast.pipelines.bench.bookkeeping import campaign_bookkeeping
 from swarmcast.pipelines.bench.common import check_params, machine
 from swarmcast.pipelines.config import ConfigError
+from swarmcast.pipelines.ensemble.protocols import COMPUTED, WRITTEN
 from swarmcast.pipelines.ensemble.settings import ActorSettings
 
 if TYPE_CHECKING:  # the store module imports xarray and zarr: only when the bench runs
@@ -96,7 +97,7 @@ class EmulatedUnitRunner:
             time.sleep(self.plan.load_s)
             self.checkpoint = checkpoint
 
-    def run(self, unit: Unit) -> Unit:
+    def run(self, unit: Unit) -> Iterator[str]:
         from swarmcast.ops.ensemble.store import UnitWriter
 
         lay = self.plan.layout
@@ -108,8 +109,9 @@ class EmulatedUnitRunner:
             for _ in range(len(lay.lead_times)):
                 time.sleep(self.plan.step_s)
                 writer.write(self.lead_values(rng, shape))
+        yield COMPUTED
         writer.finish()  # write-behind: while the next unit "computes"
-        return unit
+        yield WRITTEN
 
     def lead_values(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """The block written for one lead: float32 ``shape``, from the unit's own generator."""

@@ -4,13 +4,13 @@
 forecaster's samples) fill the same ensemble store through the same scheduler
 (``swarmcast.pipelines.ensemble.scheduler.run_units``). Each stage checks its inputs into a
 plan (``HindcastPlan``, ``GenerativePlan``) and provides an actor class whose constructor loads
-one checkpoint and whose ``run`` computes and writes one unit. The scheduler needs only what
+one checkpoint and whose ``run`` computes and writes one unit, saying when each is done. The scheduler needs only what
 these protocols name; everything else in a plan is between the stage and its own actor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
@@ -37,12 +37,20 @@ class UnitPlan(Protocol):
         ...
 
 
+COMPUTED = "computed"
+"""What ``UnitRunner.run`` yields first: the unit has left the accelerator; its writes go on."""
+WRITTEN = "written"
+"""What ``UnitRunner.run`` yields last: the unit's shards, then its done flags, are written."""
+
+
 class UnitRunner(Protocol):
     """An actor holding one loaded checkpoint at a time (see ``RunnerClass`` for its constructor)."""
 
-    def run(self, unit: Unit) -> Unit:
-        """Load ``unit.checkpoint`` unless it is held; compute ``unit``, write its shards, then
-        its done flags; return it."""
+    def run(self, unit: Unit) -> Iterator[str]:
+        """Load ``unit.checkpoint`` unless it is held and compute ``unit`` (under the actor's
+        compute lock), then yield ``COMPUTED``; write its shards, then its done flags, then yield
+        ``WRITTEN``. Ray streams the two events to the scheduler as they happen, so it hands the
+        actor its next unit the moment its compute is free, while this one is still written."""
         ...
 
     def pid(self) -> int:
@@ -57,4 +65,4 @@ RunnerClass = Callable[[PlanT, int, str], UnitRunner]
 checkpoint (the one of its first unit); Ray instantiates it."""
 
 
-__all__ = ["PlanT", "RunnerClass", "UnitPlan", "UnitRunner"]
+__all__ = ["COMPUTED", "WRITTEN", "PlanT", "RunnerClass", "UnitPlan", "UnitRunner"]

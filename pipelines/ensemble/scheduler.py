@@ -34,7 +34,7 @@ from swarmcast.ops.errors import StorageFullError, storage_full_reason
 from swarmcast.ops.progress import Progress
 from swarmcast.ops.storage import Location
 from swarmcast.pipelines.config import ConfigError
-from swarmcast.pipelines.ensemble.protocols import PlanT, RunnerClass, UnitPlan
+from swarmcast.pipelines.ensemble.protocols import COMPUTED, PlanT, RunnerClass, UnitPlan
 
 
 @dataclass
@@ -95,16 +95,24 @@ def setup_failure(err: Exception, checkpoint: str, what: str = "the actor") -> C
 
 @dataclass
 class _Slot:
-    """A live actor, the checkpoint it holds (that of the last unit given to it) and how many
-    units it has in flight."""
+    """A live actor, the checkpoint it holds (that of the last unit given to it), how many
+    units it has in flight and how many of those are still computing (0 or 1: the runner's
+    lock lets one compute at a time)."""
 
     actor: Any
     holds: int
     running: int = 0
+    computing: int = 0
     alive: bool = True
-    submitted: int = 0
-    """When it was last given a unit (the pool's count of submissions then): of two busy
-    actors, the one given its unit first is the likelier to finish computing it first."""
+
+
+@dataclass
+class _Flight:
+    """A unit in flight on an actor, and whether its ``COMPUTED`` event has come."""
+
+    slot: _Slot
+    unit: Unit
+    computed: bool = False
 
 
 def _busiest(counts: dict[int, int], holders: Counter[int]) -> int | None:
@@ -122,8 +130,10 @@ class ActorPool:
     the store is being created); ``run_units`` makes one otherwise. Used once; as a context
     manager it kills whatever actors are left when the block ends (an error included).
 
-    With ``actors.write_behind`` each actor has two units in flight: it computes one while the
-    other's shards are written (the runner serialises compute with a lock).
+    With ``actors.write_behind`` an actor has up to two units in flight: it computes one while
+    the other's shards are written (the runner serialises compute with a lock). Its ``run``
+    streams ``COMPUTED`` then ``WRITTEN``, so an actor takes its next unit the moment its
+    compute is free: never queued behind another unit's compute, never idle while one is written.
     """
 
     def __init__(self, plan: UnitPlan, store: Location, runner: RunnerClass, limit: int | None = None) -> None:
@@ -134,9 +144,8 @@ class ActorPool:
         self.remote_runner = ray.remote(runner).options(**_actor_options(plan))
         self.queued: dict[int, deque[Unit]] = defaultdict(deque)  # checkpoint -> released units
         self.holders: Counter[int] = Counter()  # checkpoint -> live actors holding it
-        self.active: dict[Any, tuple[_Slot, Unit]] = {}  # ref -> (slot, unit)
+        self.active: dict[Any, _Flight] = {}  # the unit's event stream (ObjectRefGenerator) -> flight
         self.slots: list[_Slot] = []
-        self.submissions = 0
         self._starting: list[tuple[Any, int]] = []  # (pid() ref, checkpoint) of ``start``'s actors
 
     def _new_actor(self, checkpoint: int) -> _Slot:
@@ -190,50 +199,45 @@ class ActorPool:
             slot.holds = unit.checkpoint
             self.report.model_loads += 1
         slot.running += 1
-        self.submissions += 1
-        slot.submitted = self.submissions
-        self.active[slot.actor.run.remote(unit)] = (slot, unit)
+        slot.computing += 1
+        self.active[slot.actor.run.remote(unit)] = _Flight(slot, unit)
 
     def dispatch(self) -> None:
-        """Fill idle actors (those that need no reload first), then start actors while the pool
-        has room, then give busy actors their second unit (write-behind).
+        """Give a unit to every actor whose compute is free (none computing, fewer than the
+        write-behind depth in flight), those with units of the checkpoint they hold first; then
+        start actors while the pool has room."""
+        free = [s for s in self.slots if s.computing == 0 and s.running < self.depth]
+        for slot in sorted(free, key=lambda s: (not self.queued[s.holds], s.running)):
+            unit = self._take(slot.holds)
+            if unit is None:
+                return  # nothing queued at all
+            self._submit(slot, unit)
+        while len(self.slots) < self.limit:
+            unit = self._take(None)
+            if unit is None:
+                return
+            self._submit(self._new_actor(unit.checkpoint), unit)
 
-        A second unit goes first to the actor given its current unit earliest: it starts as
-        soon as that actor's compute ends, while the first unit's shards are still being
-        written. (Holding the last units back for an actor that is wholly free, as before,
-        left each such actor idle for a whole write.)"""
-        for running in range(self.depth):
-            free = sorted(
-                (s for s in self.slots if s.running == running), key=lambda s: (not self.queued[s.holds], s.submitted)
-            )
-            for slot in free:
-                if running == 0:
-                    unit = self._take(slot.holds)
-                    if unit is None:
-                        return  # nothing queued at all
-                elif not self.queued[slot.holds]:  # a second unit only of the checkpoint it holds
-                    continue
-                else:
-                    unit = self.queued[slot.holds].popleft()
-                self._submit(slot, unit)
-            while running == 0 and len(self.slots) < self.limit:
-                unit = self._take(None)
-                if unit is None:
-                    return
-                self._submit(self._new_actor(unit.checkpoint), unit)
+    def computed(self, flight: _Flight) -> None:
+        """``flight``'s compute is over: its actor may take the next unit."""
+        flight.computed = True
+        flight.slot.computing -= 1
 
     def finished(self, slot: _Slot) -> None:
         slot.running -= 1
 
-    def retry(self, slot: _Slot, unit: Unit, *, actor_died: bool) -> None:
-        """``unit`` failed on ``slot``: queue it first for whoever is next; a dead actor leaves
-        the pool (a unit that raised leaves its actor in place)."""
+    def retry(self, flight: _Flight, *, actor_died: bool) -> None:
+        """``flight`` failed: queue its unit first for whoever is next; a dead actor leaves the
+        pool (a unit that raised leaves its actor in place)."""
+        slot = flight.slot
         slot.running -= 1
+        if not flight.computed:
+            slot.computing -= 1
         if actor_died and slot.alive:
             slot.alive = False
             self.slots.remove(slot)
             self.holders[slot.holds] -= 1
-        self.queued[unit.checkpoint].appendleft(unit)
+        self.queued[flight.unit.checkpoint].appendleft(flight.unit)
 
     def retire_idle(self) -> None:
         for slot in [s for s in self.slots if s.running == 0]:
@@ -282,10 +286,12 @@ def run_units(
         pool.dispatch()
         while pool.active:
             ready, _ = ray.wait(list(pool.active), num_returns=1)
-            slot, unit = pool.active.pop(ready[0])
+            flight = pool.active[ready[0]]
+            unit = flight.unit
             try:
-                ray.get(ready[0])
+                event = ray.get(next(ready[0]))
             except (RayActorError, ActorUnavailableError, RayTaskError) as err:
+                del pool.active[ready[0]]
                 if getattr(err, "actor_init_failed", False):
                     raise setup_failure(err, plan.layout.checkpoints[unit.checkpoint]) from None
                 full = storage_full_reason(err)
@@ -303,14 +309,19 @@ def run_units(
                 report.redone += 1
                 # RayTaskError: the unit raised and its actor lives on; otherwise the actor died
                 # or was lost with its node
-                pool.retry(slot, unit, actor_died=not isinstance(err, RayTaskError))
+                pool.retry(flight, actor_died=not isinstance(err, RayTaskError))
                 pool.dispatch()
                 continue
+            if event == COMPUTED:
+                pool.computed(flight)
+                pool.dispatch()
+                continue
+            del pool.active[ready[0]]  # WRITTEN: the unit's shards and done flags are durable
             bar.update(1)
             report.computed += 1
             if report.first_unit_s is None:
                 report.first_unit_s = time.perf_counter() - began
-            pool.finished(slot)
+            pool.finished(flight.slot)
             pool.release(window.finished(unit))
             pool.dispatch()
             if window.exhausted and not any(pool.queued.values()):

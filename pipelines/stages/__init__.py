@@ -55,8 +55,12 @@ STAGES: dict[str, Stage] = {
     "swe-dataset": Stage(SWEDatasetConfig, f"{_STAGES}.swe_dataset.stage"),
     "train-sfno": Stage(TrainSFNOConfig, f"{_STAGES}.train_sfno.stage", f"{_STAGES}.train_sfno.probe"),
     "hindcast": Stage(HindcastConfig, f"{_STAGES}.hindcast.stage", f"{_STAGES}.hindcast.probe"),
-    "train-diffusion": Stage(TrainDiffusionConfig, f"{_STAGES}.train_diffusion.stage"),
-    "sample-diffusion": Stage(SampleDiffusionConfig, f"{_STAGES}.sample_diffusion.stage"),
+    "train-diffusion": Stage(
+        TrainDiffusionConfig, f"{_STAGES}.train_diffusion.stage", f"{_STAGES}.train_diffusion.probe"
+    ),
+    "sample-diffusion": Stage(
+        SampleDiffusionConfig, f"{_STAGES}.sample_diffusion.stage", f"{_STAGES}.sample_diffusion.probe"
+    ),
     "score": Stage(ScoreConfig, f"{_STAGES}.score.stage"),
     "report": Stage(ReportConfig, f"{_STAGES}.report.stage"),
 }

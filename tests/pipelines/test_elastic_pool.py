@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,9 @@ def test_more_actors_than_checkpoints_share_them_and_write_the_same_bytes(ray_se
 def test_with_write_behind_every_unit_computes_while_the_last_one_is_written(ray_session, tmp_path):
     """One actor, one checkpoint, 4 units of 0.4 s compute whose writes take 0.3 s more. Each
     unit, the last ones included, must start computing before the unit before it has finished
-    writing: the scheduler hands a busy actor its next unit instead of holding the last units
-    back until an actor is wholly free (which left the actor idle for a whole write)."""
+    writing: the actor says when its compute is free (``COMPUTED``) and the scheduler hands it
+    the next unit then (holding the last units back until an actor was wholly free left it idle
+    for a whole write)."""
     events = tmp_path / "events.txt"
 
     class SlowWriteRunner(EmulatedUnitRunner):  # defined here: Ray ships it to the actors by value
@@ -95,12 +97,14 @@ def test_with_write_behind_every_unit_computes_while_the_last_one_is_written(ray
                     f.write(f"computing {time.time()}\n")
             super()._hold(checkpoint)
 
-        def run(self, unit: Unit) -> Unit:
-            done = super().run(unit)  # compute under the lock, then its writes outside it
-            time.sleep(0.3)  # a slow write's tail, also outside the lock
+        def run(self, unit: Unit) -> Iterator[str]:
+            events_of_unit = super().run(unit)
+            yield next(events_of_unit)  # COMPUTED: the lock is free again
+            time.sleep(0.3)  # a slow write, outside the lock
+            last = list(events_of_unit)  # its shards and done flags: [WRITTEN]
             with open(events, "a") as f:
                 f.write(f"written {time.time()}\n")
-            return done
+            yield from last
 
     params = {**PARAMS, "checkpoints": 1, "blocks": 1, "leads": 1}
     layout = emulated_layout(params, 4)

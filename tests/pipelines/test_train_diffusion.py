@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import yaml
 
 from support.datasets import make_image_folder
 from support.processes import pids_running
@@ -22,7 +25,7 @@ from swarmcast.ops.diffusion.model import DiffusionModel
 from swarmcast.ops.diffusion.training import generate, load_diffusion
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
-from swarmcast.pipelines.runner import run_pipeline
+from swarmcast.pipelines.runner import plan_pipeline, run_pipeline
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
@@ -81,7 +84,8 @@ def test_trained_samples_are_closer_to_held_out_digits_than_noise_or_an_untraine
 
 def test_second_run_trains_nothing_and_another_config_is_refused(digits):
     base, _ = digits
-    assert run(base, [DIGITS])[0]["trained"] is False
+    # the finished checkpoint is recognised from its checkpoint.json: skipped before any Ray work
+    assert run(base, [DIGITS])[0] == {"stage": "train-diffusion", "skipped": True}
     with pytest.raises(ConfigError, match="different config"):
         run(base, [{**DIGITS, "train": {**DIGITS["train"], "lr": 0.001}}])
 
@@ -158,8 +162,27 @@ def test_generative_ensemble_lands_in_a_store_that_scores(ray_session, swe_store
     assert np.abs(h[:, 0, 2] - h[:, 1, 2]).max() > 0
     scores = xr.open_zarr(tmp_path / "scores.zarr")
     assert np.isfinite(scores["crps"].sel(variable="h", region="global").values).all()
-    # a rerun computes nothing; members do not depend on how they are blocked into units
-    assert run(tmp_path, [FORECASTER, sample, score])[1]["computed"] == 0
+    # a rerun computes nothing, and says so without Ray: every stage is skipped by its probe (a
+    # fresh process imports no Ray); the same pipeline with one more member is not skipped
+    (tmp_path / "generative.yaml").write_text(
+        yaml.safe_dump({"name": "diff", "seed": 2, "stages": [FORECASTER, sample, score]})
+    )
+    code = (
+        "import sys; from swarmcast.pipelines.cli import main; "
+        f"rc = main(['run', {str(tmp_path / 'generative.yaml')!r}]); "
+        "print('ray imported:', 'ray' in sys.modules); sys.exit(rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ray imported: False" in out.stdout, out.stdout + out.stderr
+    assert "[sample-diffusion] up to date (generative.zarr holds its 2 init times x 6 members, all done)" in out.stdout
+    ctx = StageContext(base=tmp_path, seed=2)
+    assert [
+        p.action
+        for p in plan_pipeline(
+            parse_pipeline({"name": "diff", "seed": 2, "stages": [FORECASTER, {**sample, "members": 9}]}), ctx
+        )
+    ] == ["skip", "resume"]
+    # members do not depend on how they are blocked into units
     run(tmp_path, [FORECASTER, {**sample, "member_block": 6, "output": "one-block.zarr"}])
     np.testing.assert_array_equal(xr.open_zarr(tmp_path / "one-block.zarr")["h"].values, h)
     # nor on micro-batches: blocks of 6 through the sampler 4 members and then 2 at a time

@@ -8,6 +8,8 @@ online summaries, then its done flags. Scheduling, reuse and retries are the sch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -18,6 +20,7 @@ from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.ensemble.summaries import UnitSummary
 from swarmcast.ops.perturbations import BredVector, Control, CorrelatedNoise, GaussianNoise, Perturbation
 from swarmcast.pipelines.ensemble.actor_base import CheckpointUnitRunner
+from swarmcast.pipelines.ensemble.protocols import COMPUTED, WRITTEN
 from swarmcast.pipelines.scoring.online import scratch_path
 from swarmcast.pipelines.stages.hindcast.plan import HindcastPlan
 
@@ -56,7 +59,7 @@ class SFNOUnitRunner(CheckpointUnitRunner):
         self.model = MicroBatched(model, probe_batch_size(model, member, actors.batch_members, per_gpu=actors.per_gpu))
         self.perturbation = make_perturbation(self.plan, meta)
 
-    def run(self, unit: Unit) -> Unit:
+    def run(self, unit: Unit) -> Iterator[str]:
         plan, layout = self.plan, self.plan.layout
         with self._compute:  # one unit computes at a time; another may be writing meanwhile
             self._hold(unit.checkpoint)
@@ -87,6 +90,7 @@ class SFNOUnitRunner(CheckpointUnitRunner):
                     scratch.write(chunk[:, :, plan.scratch_keep])
                 if summary is not None:
                     summary.add(chunk)
+        yield COMPUTED
         # write-behind (the writer's ``defer``): the unit's shards are compressed and written
         # here, outside the compute lock, while the next unit computes
         if summary is not None:  # before the done flags, which writer.finish() sets last
@@ -94,7 +98,7 @@ class SFNOUnitRunner(CheckpointUnitRunner):
         if scratch is not None:
             scratch.finish()
         writer.finish()
-        return unit
+        yield WRITTEN
 
 
 __all__ = ["SFNOUnitRunner", "make_perturbation"]

@@ -17,6 +17,7 @@ from swarmcast.ops.checkpoint import FORECAST_KEYS, CheckpointError, read_meta
 from swarmcast.ops.storage import as_zarr, output_exists
 from swarmcast.pipelines.config import resolve_path
 from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.ensemble.probe import finished_store
 from swarmcast.pipelines.stages.hindcast.config import HindcastConfig
 
 
@@ -25,15 +26,9 @@ def nothing_to_do(config: HindcastConfig, ctx: StageContext) -> str | None:
     import zarr
 
     from swarmcast.ops.data.readers import open_climate
-    from swarmcast.ops.ensemble.done_flags import done_units
-    from swarmcast.ops.ensemble.extend import extension_in_progress, stored_init_times
-    from swarmcast.ops.ensemble.lease import live_holder
-    from swarmcast.ops.ensemble.store import store_fingerprint
-    from swarmcast.ops.ensemble.verify import check_store, layout_of_store
-    from swarmcast.pipelines.ensemble.output import same_campaign
 
     out = resolve_path(ctx.base, config.output)
-    if not output_exists(out) or extension_in_progress(out) or live_holder(out) is not None:
+    if not output_exists(out):
         return None
     folder = resolve_path(ctx.base, config.checkpoints)
     paths = sorted(p for p in folder.iterdir() if (p / "checkpoint.json").exists()) if folder.is_dir() else []
@@ -41,24 +36,14 @@ def nothing_to_do(config: HindcastConfig, ctx: StageContext) -> str | None:
         hashes = [read_meta(p, required=FORECAST_KEYS)["weights_sha256"] for p in paths]
     except CheckpointError:
         return None
+    if not paths:
+        return None
     fingerprint = json.loads(json.dumps(ctx.fingerprint(config) | {"checkpoint_sha256": hashes}))
-    recorded = store_fingerprint(out)
-    if not paths or not isinstance(recorded, dict):
-        return None
-    if not same_campaign(recorded, fingerprint, config.RUN_SETTINGS):
-        return None
     if config.init_times == "latest":
         wanted = np.array([open_climate(resolve_path(ctx.base, config.data))["time"].values.max()])
     else:
         wanted = config.init_times.resolve()
-    if not set(wanted.astype("datetime64[ns]").tolist()) <= set(stored_init_times(out).tolist()):
-        return None
-    layout = layout_of_store(out)
-    done = done_units(out, layout)
-    if len(done) != len(list(layout.units())) or check_store(out, layout, done).damage:
-        return None
-    group = zarr.open_group(as_zarr(out), mode="r")
-    if "summary_merged" in group and not np.asarray(group["summary_merged"][...]).all():
+    if not finished_store(out, fingerprint, config.RUN_SETTINGS, wanted):
         return None
     if config.score is not None:
         scores = resolve_path(ctx.base, config.score.output)

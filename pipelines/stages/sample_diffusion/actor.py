@@ -8,6 +8,7 @@ model touches lives on its device; only finished states come back to the host fo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +21,7 @@ from swarmcast.ops.ensemble.batching import MicroBatched, probe_batch_size
 from swarmcast.ops.ensemble.store import Unit, UnitWriter
 from swarmcast.ops.storage import as_zarr
 from swarmcast.pipelines.ensemble.actor_base import CheckpointUnitRunner
+from swarmcast.pipelines.ensemble.protocols import COMPUTED, WRITTEN
 from swarmcast.pipelines.stages.sample_diffusion.plan import HALLUCINATION, GenerativePlan
 
 if TYPE_CHECKING:  # only for annotations
@@ -78,7 +80,7 @@ class DiffusionUnitRunner(CheckpointUnitRunner):
         return (z * self.std + self.mean).float().cpu().numpy()[:, None]
 
     @torch.no_grad()
-    def run(self, unit: Unit) -> Unit:
+    def run(self, unit: Unit) -> Iterator[str]:
         plan, lay = self.plan, self.plan.layout
         members = lay.member_slice(unit.checkpoint, unit.block)
         with self._compute:  # one unit computes at a time; another may be writing meanwhile
@@ -98,11 +100,12 @@ class DiffusionUnitRunner(CheckpointUnitRunner):
                 z, hal = self.solve(z, step_seeds)
                 hallucination[:, step] = hal.cpu().numpy()
                 writer.write(self._physical(z))
+        yield COMPUTED
         # write-behind (the writer's ``defer``): the shards are written here, outside the lock
         group = zarr.open_group(as_zarr(self.store), mode="r+", use_consolidated=False)
         group[HALLUCINATION][unit.init, members] = hallucination  # before the done flags
         writer.finish()
-        return unit
+        yield WRITTEN
 
 
 __all__ = ["DiffusionUnitRunner", "SamplerSolve", "step_seed"]
