@@ -2,9 +2,10 @@
 
 ``stats`` computes the normalisation statistics training needs (mean, std and 6 h tendency std
 per channel, ``swarmcast.ops.data.normalization``) of any store ``open_climate`` reads
-(swarmcast, WeatherBench2 or ARCO-ERA5 layout), streaming blocks of time on this machine, and
-writes them to a JSON file that ``train-sfno``'s ``normalization:`` names: the store itself is
-never written (reanalysis copies are often read-only or shared). ``channels`` prints the
+(swarmcast, WeatherBench2 or ARCO-ERA5 layout), streaming blocks of time on this machine (or,
+with ``--ray``/``--address``, one Ray task per block), and writes them to a JSON file that
+``train-sfno``'s ``normalization:`` names: the store itself is never written (reanalysis
+copies are often read-only or shared). ``channels`` prints the
 channel vocabulary the readers map store variables to. ``import-sfno`` turns a torch-harmonics
 SFNO state dict into a checkpoint folder hindcasts run (``swarmcast.ops.sfno.importing``).
 This module imports neither torch nor xarray until a command runs.
@@ -19,15 +20,35 @@ from pathlib import Path
 from swarmcast.ops.data.channels import PRESSURE_LEVEL, SHALLOW_WATER, SURFACE
 
 
-def write_statistics(store: str, channels: list[str] | None, tendency_hours: float, output: Path) -> str:
+def write_statistics(
+    store: str,
+    channels: list[str] | None,
+    tendency_hours: float,
+    output: Path,
+    *,
+    on_ray: bool = False,
+    address: str | None = None,
+) -> str:
     """Compute the statistics of ``store`` (every channel it has, or ``channels``) into
-    ``output``; returns the lines to print. Channels the store lacks are refused, naming them."""
+    ``output``; returns the lines to print. Channels the store lacks are refused, naming them.
+    ``on_ray``: one Ray task per block of time (a private local Ray, or the cluster at
+    ``address``), with the same result to the bit (``swarmcast.pipelines.data.statistics``)."""
     from swarmcast.ops.data.normalization import compute_normalization, statistics_document
     from swarmcast.ops.data.readers import open_climate
 
     ds = open_climate(store, channels)  # refuses unknown channels, listing the store's
     names = list(ds.data_vars)
-    norm = compute_normalization(ds, names, tendency_hours=tendency_hours)
+    if on_ray or address:
+        from swarmcast.ops.storage import is_url
+        from swarmcast.pipelines.cluster.session import ray_session
+        from swarmcast.pipelines.data.statistics import normalization_on_ray
+
+        # tasks may run in another folder or on another node: give them the path from the root
+        where = store if is_url(store) else str(Path(store).resolve())
+        with ray_session(address):
+            norm = normalization_on_ray(where, names, tendency_hours=tendency_hours)
+    else:
+        norm = compute_normalization(ds, names, tendency_hours=tendency_hours)
     doc = statistics_document(norm, store, ds["time"].values)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".partial")
@@ -67,6 +88,8 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--channels", help="comma-separated channels (default: every channel the store has)")
     stats.add_argument("--tendency-hours", type=float, default=6.0, help="interval of the tendency std (hours)")
     stats.add_argument("-o", "--output", default="normalization.json", help="JSON file to write")
+    stats.add_argument("--ray", action="store_true", help="one Ray task per block of time (a private local Ray)")
+    stats.add_argument("--address", help="run the tasks on this Ray cluster (implies --ray)")
     sub.add_parser("channels", help="list the channel names, units and the reanalysis variables they map from")
     imp = sub.add_parser("import-sfno", help="turn a torch-harmonics SFNO state dict into a swarmcast checkpoint")
     imp.add_argument("weights", help="the state dict: .safetensors, or a torch file (read without running code)")
@@ -93,7 +116,8 @@ def run_data_command(args: argparse.Namespace) -> int:
         return 0
     names = [c.strip() for c in args.channels.split(",") if c.strip()] if args.channels else None
     if args.command == "stats":
-        print(write_statistics(args.store, names, args.tendency_hours, Path(args.output)))
+        out = Path(args.output)
+        print(write_statistics(args.store, names, args.tendency_hours, out, on_ray=args.ray, address=args.address))
         return 0
     print(import_checkpoint(args, names or []))
     return 0

@@ -12,7 +12,7 @@ it is. Computed by streaming blocks of time, never loading the whole dataset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +67,69 @@ class Normalization:
         return mean, std
 
 
+@dataclass(frozen=True)
+class TendencyPairs:
+    """Which snapshot pairs the tendency statistics use, and how the time axis is cut in blocks.
+
+    ``partner[i]``: the index of the snapshot ``tendency_hours`` after snapshot ``i``, or -1
+    where the data has none (pairs are matched by time stamp, so irregular gaps are exact);
+    ``shift``: how many snapshots past a block its pairs reach."""
+
+    partner: np.ndarray
+    shift: int
+    tendency_hours: float
+
+    @staticmethod
+    def of(times: np.ndarray, tendency_hours: float) -> TendencyPairs:
+        times = times.astype("datetime64[ns]")
+        if len(times) < 2:
+            raise ValueError("normalisation statistics need at least two time steps")
+        lag = np.timedelta64(round(tendency_hours * 3600), "s").astype("timedelta64[ns]")
+        pos = np.searchsorted(times, times + lag)
+        found = (pos < len(times)) & (times[np.minimum(pos, len(times) - 1)] == times + lag)
+        partner = np.where(found, pos, -1)
+        if (partner < 0).all():
+            raise ValueError(f"no pairs of snapshots {tendency_hours} h apart to compute tendencies from")
+        shift = int(np.max(partner - np.arange(len(times)), initial=0))
+        return TendencyPairs(partner, shift, float(tendency_hours))
+
+    def blocks(self, block: int) -> list[tuple[int, int]]:
+        """``[lo, hi)`` ranges of at most ``block`` snapshots covering the time axis, in order."""
+        n = len(self.partner)
+        return [(lo, min(lo + block, n)) for lo in range(0, n, block)]
+
+
+def block_moments(
+    ds: xr.Dataset, channels: Sequence[str], lo: int, hi: int, pairs: TendencyPairs
+) -> tuple[Moments, Moments]:
+    """Moments of the values of snapshots ``[lo, hi)`` and of the tendencies that start there
+    (each over time and grid points, shape ``(len(channels),)``); reads ``hi - lo`` snapshots
+    plus the ``pairs.shift`` after them."""
+    read_hi = min(len(pairs.partner), hi + pairs.shift)
+    x = np.stack([ds[c].isel(time=slice(lo, read_hi)).values for c in channels], axis=1)
+    values = Moments.of(x[: hi - lo], axis=(0, 2, 3))
+    src = np.arange(lo, hi)
+    ok = pairs.partner[src] >= 0
+    if not ok.any():
+        return values, Moments.empty((len(channels),))
+    d = x[pairs.partner[src][ok] - lo].astype(np.float64) - x[src[ok] - lo]
+    return values, Moments.of(d, axis=(0, 2, 3))
+
+
+def merge_block_moments(
+    channels: Sequence[str], parts: Iterable[tuple[Moments, Moments]], tendency_hours: float
+) -> Normalization:
+    """The statistics of blocks' ``block_moments``, merged in the order given (the same order
+    gives the same bits however the blocks were computed)."""
+    values = Moments.empty((len(channels),))
+    tendencies = Moments.empty((len(channels),))
+    for v, t in parts:
+        values, tendencies = values.merge(v), tendencies.merge(t)
+    mean, std, tstd = values.mean, values.std(), tendencies.std()
+    stats = {c: ChannelStats(float(mean[i]), float(std[i]), float(tstd[i])) for i, c in enumerate(channels)}
+    return Normalization(stats, float(tendency_hours))
+
+
 def compute_normalization(
     ds: xr.Dataset,
     channels: Sequence[str],
@@ -74,36 +137,15 @@ def compute_normalization(
     tendency_hours: float = 6.0,
     block: int = 64,
 ) -> Normalization:
-    """Stream over ``ds`` (dims time, lat, lon) in blocks of ``block`` snapshots.
+    """Stream over ``ds`` (dims time, lat, lon) in blocks of ``block`` snapshots, on this machine
+    (``swarmcast.pipelines.data.statistics`` spreads the same blocks over Ray tasks).
 
     The tendency interval must be a whole number of the data's time step; pairs are matched by
     time stamp, so irregular gaps are handled exactly.
     """
-    times = ds["time"].values.astype("datetime64[ns]")
-    if len(times) < 2:
-        raise ValueError("normalisation statistics need at least two time steps")
-    lag = np.timedelta64(round(tendency_hours * 3600), "s").astype("timedelta64[ns]")
-    # index of the snapshot lag later, or -1 where there is none
-    pos = np.searchsorted(times, times + lag)
-    partner = np.where((pos < len(times)) & (times[np.minimum(pos, len(times) - 1)] == times + lag), pos, -1)
-    if (partner < 0).all():
-        raise ValueError(f"no pairs of snapshots {tendency_hours} h apart to compute tendencies from")
-    shift = int(np.max(partner - np.arange(len(times)), initial=0))
-    values = Moments.empty((len(channels),))
-    tendencies = Moments.empty((len(channels),))
-    for lo in range(0, len(times), block):
-        hi = min(lo + block, len(times))
-        read_hi = min(len(times), hi + shift)
-        x = np.stack([ds[c].isel(time=slice(lo, read_hi)).values for c in channels], axis=1)
-        values = values.merge(Moments.of(x[: hi - lo], axis=(0, 2, 3)))
-        src = np.arange(lo, hi)
-        ok = partner[src] >= 0
-        if ok.any():
-            d = x[partner[src][ok] - lo].astype(np.float64) - x[src[ok] - lo]
-            tendencies = tendencies.merge(Moments.of(d, axis=(0, 2, 3)))
-    mean, std, tstd = values.mean, values.std(), tendencies.std()
-    stats = {c: ChannelStats(float(mean[i]), float(std[i]), float(tstd[i])) for i, c in enumerate(channels)}
-    return Normalization(stats, float(tendency_hours))
+    pairs = TendencyPairs.of(ds["time"].values, tendency_hours)
+    parts = (block_moments(ds, channels, lo, hi, pairs) for lo, hi in pairs.blocks(block))
+    return merge_block_moments(channels, parts, tendency_hours)
 
 
 FILE_FORMAT = "swarmcast normalization statistics 1"

@@ -1,1 +1,2 @@
-"""Ray Data sources: training windows of climate stores (``climate_windows``) and images (``images``)."""
+"""Ray data work: training windows of climate stores (``climate_windows``) and images (``images``)
+through Ray Data, and normalisation statistics of large stores as Ray tasks (``statistics``)."""

@@ -8,9 +8,12 @@ import pytest
 import xarray as xr
 
 from support.datasets import canonical_dataset, write_weatherbench2_store
+from swarmcast.ops.data.normalization import compute_normalization
+from swarmcast.ops.data.readers import open_climate
 from swarmcast.pipelines.cli import main
 from swarmcast.pipelines.config import ConfigError, parse_pipeline
 from swarmcast.pipelines.context import StageContext
+from swarmcast.pipelines.data.statistics import normalization_on_ray
 from swarmcast.pipelines.runner import run_pipeline
 from swarmcast.pipelines.stages.train_sfno.config import TrainSFNOConfig
 from swarmcast.pipelines.stages.train_sfno.plan import SFNOTrainingPlan
@@ -61,6 +64,30 @@ def test_stats_writes_the_statistics_of_a_weatherbench2_store_and_leaves_it_as_i
         np.testing.assert_allclose(got["tendency_std"], (x[1:] - x[:-1]).std(), rtol=1e-6)
     after = sorted((p.relative_to(base).as_posix(), p.stat().st_mtime_ns) for p in (base / "wb2.zarr").rglob("*"))
     assert after == before
+
+
+@pytest.mark.timeout(300)
+def test_statistics_on_ray_tasks_are_the_one_machine_stream_to_the_bit(ray_session, wb2, capsys):
+    """With a gap in time (pairs across it are skipped): 8 Ray tasks of 5 snapshots merge to the
+    bits of the one-process stream, which matches numpy over the pairs that exist."""
+    base, truth = wb2
+    kept = np.r_[0:17, 21:40]  # a day missing: no 6 h pair spans 16 -> 21
+    write_weatherbench2_store(truth.isel(time=kept), base / "gappy.zarr")
+    store = str(base / "gappy.zarr")
+    names = sorted(CHANNELS)
+    on_ray = normalization_on_ray(store, names, block=5)
+    assert on_ray == compute_normalization(open_climate(store, names), names, block=5)
+    for c in names:
+        x = truth[c].values[kept].astype(np.float64)
+        pairs = [(i, i + 1) for i in range(len(kept) - 1) if kept[i + 1] == kept[i] + 1]
+        d = np.stack([x[j] - x[i] for i, j in pairs])
+        got = on_ray.channels[c]
+        np.testing.assert_allclose([got.mean, got.std, got.tendency_std], [x.mean(), x.std(), d.std()], rtol=1e-6)
+    # the command line's --ray gives the document the one-machine command writes
+    assert main(["stats", store, "--ray", "-o", str(base / "ray.json")]) == 0
+    assert main(["stats", store, "-o", str(base / "one.json")]) == 0
+    assert "[stats: blocks] done: 1 block of up to 64 times" in capsys.readouterr().out
+    assert (base / "ray.json").read_text() == (base / "one.json").read_text()
 
 
 def test_statistics_of_channels_the_store_lacks_and_training_without_statistics_are_refused(wb2, capsys):
