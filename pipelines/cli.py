@@ -22,7 +22,7 @@ import yaml
 
 from swarmcast.ops.errors import FULL_ERRNOS, InputError, StorageFullError
 from swarmcast.pipelines.cluster.jobs import ClusterError, JobFailedError, check_version
-from swarmcast.pipelines.cluster.session import VERBOSE_ENV, quiet_warnings
+from swarmcast.pipelines.cluster.session import VERBOSE_ENV, quiet_narration
 from swarmcast.pipelines.config import ConfigError, load_pipeline_file
 from swarmcast.pipelines.data_commands import DATA_COMMANDS, add_data_commands, run_data_command
 from swarmcast.pipelines.runner import PipelineInterrupted
@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overwrite = "*"
     if getattr(args, "verbose", False):
         os.environ[VERBOSE_ENV] = "1"  # read by the Ray session and Ray Train's run config
-    elif args.command in ("run", "demo"):
-        quiet_warnings()
+    elif args.command in ("run", "demo", "stats"):
+        quiet_narration()
     try:
         if args.command == "run":
             _run_file(Path(args.pipeline), args.overrides, args)

@@ -8,6 +8,7 @@ cluster without GPUs before any work starts (Ray would otherwise queue the work 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -74,11 +75,38 @@ def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
 
-def quiet_warnings() -> None:
-    """Hide, in this process, the warnings ``QUIET_WORKERS`` hides in the workers: zarr's note
-    that consolidated metadata is not in the v3 spec, a Ray-internal deprecation."""
+QUIET_DRIVER = {
+    # Ray folds lines from different workers that differ only in their numbers into one line
+    # and a "[repeated 3x across cluster]" note: the epoch lines of two checkpoints trained at
+    # once lost most of their epochs. Lines that start with a bracketed tag are ours
+    # ("[seed 0] epoch 3/20 ...", "[data: simulate] ..."): never folded.
+    "RAY_DEDUP_LOGS_ALLOW_REGEX": r"^\[[^\]]+\] ",
+    # the raylet's note that it started more worker processes than cores, in a healthy run
+    "RAY_DEDUP_LOGS_SKIP_REGEX": "worker processes have been started on node",
+}
+"""Environment of this process (read once, when Ray is imported) unless ``--verbose``."""
+
+
+class _DropTokenAuthNotice(logging.Filter):
+    """Drops Ray's notice that token authentication is on by default: a private session's
+    ports are on loopback. The warning that authentication is off stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def quiet_narration() -> None:
+    """Keep Ray's narration out of this process's output before Ray is imported: the warnings
+    ``QUIET_WORKERS`` hides in the workers (zarr's note that consolidated metadata is not in
+    the v3 spec, a Ray-internal deprecation), Ray's folding of our progress lines and the
+    raylet's worker-count note (``QUIET_DRIVER``), the token-authentication notice."""
     for entry in QUIET_WORKERS["PYTHONWARNINGS"].split(","):
         warnings.filterwarnings("ignore", message=re.escape(entry.removeprefix("ignore:")))
+    for key, value in QUIET_DRIVER.items():
+        os.environ.setdefault(key, value)
+    auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropTokenAuthNotice) for f in auth.filters):
+        auth.addFilter(_DropTokenAuthNotice())
 
 
 def private_token_file(home: Path | None = None) -> Path | None:

@@ -11,11 +11,13 @@ these protocols name; everything else in a plan is between the stage and its own
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
-from swarmcast.ops.storage import Location
-from swarmcast.pipelines.ensemble.settings import ActorSettings
+if TYPE_CHECKING:  # annotations only: the command line lists the benches, which import this, and
+    # should not pay for xarray and dask (ops.ensemble.store) to do so
+    from swarmcast.ops.ensemble.store import EnsembleLayout, Unit
+    from swarmcast.ops.storage import Location
+    from swarmcast.pipelines.ensemble.settings import ActorSettings
 
 
 class UnitPlan(Protocol):
