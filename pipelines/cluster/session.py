@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,6 +125,13 @@ def private_token_file(home: Path | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
+def _free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Use the running Ray (tests), connect to ``address``, or start a private local instance.
@@ -152,14 +160,20 @@ def ray_session(address: str | None) -> Iterator[None]:
         # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is off (ray._private.services.get_node_ip_address).
         # Ray reads it once, on import: this process gets the module constant switched, the
         # processes Ray starts get the variable; both only while Ray starts them.
+        # Ray Train's controller finds the dashboard by looking for Ray processes on the machine,
+        # and fails with "Found multiple active Ray instances" (a traceback every second in the
+        # output) when another Ray runs beside this one: its workers are told the address.
+        port = _free_loopback_port()
+        env = {**({} if verbose() else QUIET_WORKERS), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
         with _environ(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"), _single_node_constant():
             ray.init(
                 address="local",
                 include_dashboard=True,
                 dashboard_host="127.0.0.1",
+                dashboard_port=port,
                 log_to_driver=True,
                 logging_config=quiet,
-                runtime_env={} if verbose() else {"env_vars": QUIET_WORKERS},
+                runtime_env={"env_vars": env},
             )
     private_token_file()  # a token Ray generated just now
     try:
