@@ -161,7 +161,7 @@ def ray_session(address: str | None) -> Iterator[None]:
         # Ray reads it once, on import: this process gets the module constant switched, the
         # processes Ray starts get the variable; both only while Ray starts them.
         # Ray Train's controller finds the dashboard by looking for Ray processes on the machine,
-        # and fails with "Found multiple active Ray instances" (a traceback every second in the
+        # and fails with "Found multiple active Ray instances" (tracebacks in the run's
         # output) when another Ray runs beside this one: its workers are told the address.
         port = _free_loopback_port()
         env = {**({} if verbose() else QUIET_WORKERS), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
