@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch_harmonics import InverseRealSHT
+
+from swarmcast.kernels.harmonics import InverseRealSHT
 
 EARTH_RADIUS_M = 6.371e6
 HENS_LENGTH_SCALE_M = 5.0e5

@@ -17,7 +17,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-import torch_harmonics as th
+
+from swarmcast.kernels.harmonics import th
 
 
 @lru_cache(maxsize=8)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch_harmonics import quadrature
+
+from swarmcast.kernels.harmonics import quadrature
 
 GRIDS = ("equiangular", "legendre-gauss")
 

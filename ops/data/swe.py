@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch_harmonics.examples import ShallowWaterSolver
 
+from swarmcast.kernels.harmonics import ShallowWaterSolver
 from swarmcast.kernels.sphere import equiangular_latitudes, longitudes
 from swarmcast.ops.data.swe_settings import SWE_CHANNELS, SWEConfig
 

@@ -15,7 +15,8 @@ import math
 
 import torch
 from torch import nn
-from torch_harmonics.examples.models import SphericalFourierNeuralOperator
+
+from swarmcast.kernels.harmonics import SphericalFourierNeuralOperator
 
 
 def noise_embedding(c_noise: torch.Tensor, dim: int) -> torch.Tensor:

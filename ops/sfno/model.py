@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch_harmonics.examples.models import SphericalFourierNeuralOperator
 
+from swarmcast.kernels.harmonics import SphericalFourierNeuralOperator
 from swarmcast.ops.data.normalization import Normalization
 
 INTERNAL_GRIDS = ("equiangular", "legendre-gauss")

@@ -69,7 +69,8 @@ def _synthetic_store(path: Path, nlat: int, nlon: int, channels: list[str], time
 def _train_step_rate(shape: tuple[int, ...], batch_size: int, steps: int = 5) -> float:
     """Samples/s of forward+backward+AdamW of a demo-size torch-harmonics SFNO on CPU."""
     import torch
-    from torch_harmonics.examples.models import SphericalFourierNeuralOperator
+
+    from swarmcast.kernels.harmonics import SphericalFourierNeuralOperator
 
     _, c, nlat, nlon = shape
     model = SphericalFourierNeuralOperator(
