@@ -20,10 +20,15 @@ Figures (GB are uncompressed float32 bytes, the arrays' logical size, so rates c
 * ``compression``: logical bytes / bytes on disk of the stage's store.
 
 ``ratio`` = ``stage_gb_per_s / zarr_gb_per_s``: 1 means the stage adds nothing to storing.
+
+Each timed write starts with the page cache's dirty pages flushed (``os.sync``): the kernel
+writes dirty pages back in the background, on the same CPUs, once they pass a share of memory
+(``vm.dirty_background_ratio``), so without the flush a write would pay for the one before it.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +150,7 @@ def run(params: dict) -> dict:
     threads = n * (2 if p["write_behind"] else 1)
     with tempfile.TemporaryDirectory(prefix="swarmcast-bench-io-") as tmp:
         folder = Path(tmp)
+        os.sync()
         stage = one_size(scale_params, n, folder, runner=StorageUnitRunner, actors=actors)
         store = folder / f"scale-{n}.zarr"
         layout = emulated_layout(scale_params, stage["init_dates"])
@@ -153,7 +159,9 @@ def run(params: dict) -> dict:
         jobs = _shard_jobs(layout, units, smooth_field(shape))
         logical = sum(v.nbytes for _, _, v in jobs)
         stored = sum(_bytes_on_disk(store / c) for c in layout.channels)
+        os.sync()
         zarr_s = _plain_zarr(store, folder, layout, jobs, threads)
+        os.sync()
         disk_s = _plain_files(folder / "raw", jobs, threads)
     stage_rate, zarr_rate = logical / 1e9 / stage["wall_s"], logical / 1e9 / zarr_s
     return {
