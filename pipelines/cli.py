@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHES))
     bench.add_argument("params", nargs="*", help="key=value parameters")
     bench.add_argument("--address", help="Ray cluster address (default: local)")
+    bench.add_argument("--verbose", action="store_true", help="keep Ray's own log lines (Ray Data, warnings)")
     for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overwrite = "*"
     if getattr(args, "verbose", False):
         os.environ[VERBOSE_ENV] = "1"  # read by the Ray session and Ray Train's run config
-    elif args.command in ("run", "demo", "stats"):
+    elif args.command in ("run", "demo", "stats", "bench"):
         quiet_narration()
     try:
         if args.command == "run":

@@ -84,6 +84,8 @@ QUIET_DRIVER = {
     "RAY_DEDUP_LOGS_ALLOW_REGEX": r"^\[[^\]]+\] ",
     # the raylet's note that it started more worker processes than cores, in a healthy run
     "RAY_DEDUP_LOGS_SKIP_REGEX": "worker processes have been started on node",
+    # Ray Data run from this process (the loader benchmark's consumer) narrates as in workers
+    "RAY_DATA_LOG_LEVEL": QUIET_WORKERS["RAY_DATA_LOG_LEVEL"],
 }
 """Environment of this process (read once, when Ray is imported) unless ``--verbose``."""
 

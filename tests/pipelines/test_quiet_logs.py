@@ -1,6 +1,6 @@
 """What a healthy run prints: our progress lines once each, none of Ray's narration or error
 lines, unless --verbose (a real `swarmcast run` with its own private Ray, training through Ray
-Train and Ray Data)."""
+Train and Ray Data; a benchmark that consumes Ray Data in its own process)."""
 
 import os
 import subprocess
@@ -48,10 +48,10 @@ def _users_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_DEDUP_LOGS")}
 
 
-def _run(folder: Path, *flags: str) -> list[str]:
-    (folder / "pipeline.yaml").write_text(yaml.safe_dump(PIPELINE))
+def _swarmcast(folder: Path, *args: str) -> list[str]:
+    """The output lines of the ``swarmcast`` command run in ``folder`` in the user's environment."""
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "swarmcast"), "run", "pipeline.yaml", *flags],
+        [str(Path(sys.executable).parent / "swarmcast"), *args],
         cwd=folder,
         env=_users_environment(),
         capture_output=True,
@@ -60,6 +60,11 @@ def _run(folder: Path, *flags: str) -> list[str]:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return (out.stdout + out.stderr).splitlines()
+
+
+def _run(folder: Path, *flags: str) -> list[str]:
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(PIPELINE))
+    return _swarmcast(folder, "run", "pipeline.yaml", *flags)
 
 
 def test_a_healthy_run_prints_each_progress_line_once_and_none_of_rays_narration(tmp_path):
@@ -76,3 +81,16 @@ def test_a_healthy_run_prints_each_progress_line_once_and_none_of_rays_narration
 def test_verbose_keeps_rays_own_lines(tmp_path):
     lines = _run(tmp_path, "--verbose", "--overwrite=train")
     assert any("Attempting to start training worker group" in line for line in lines), "\n".join(lines)
+
+
+def _bench_loader(folder: Path, *flags: str) -> list[str]:
+    """``swarmcast bench loader`` on a tiny store: Ray Data runs in the command's own process."""
+    return _swarmcast(folder, "bench", "loader", "nlat=16", "nlon=32", "times=40", "epochs=1", "batch_size=8", *flags)
+
+
+def test_a_benchmark_prints_its_json_and_none_of_rays_narration_unless_verbose(tmp_path):
+    lines = _bench_loader(tmp_path)
+    assert any(line.startswith('{"bench": "loader"') for line in lines), "\n".join(lines)
+    assert not [line for line in lines if any(n in line for n in (*RAY_NARRATION, "Progress bars"))], "\n".join(lines)
+    verbose = _bench_loader(tmp_path, "--verbose")
+    assert any("Starting execution of Dataset" in line for line in verbose), "\n".join(verbose)
