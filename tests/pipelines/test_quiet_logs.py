@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from swarmcast.pipelines.cluster.session import QUIET_DRIVER, VERBOSE_ENV
+
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 PIPELINE = {
     "name": "quiet",
@@ -44,8 +46,10 @@ RAY_NARRATION = (
 
 def _users_environment() -> dict[str, str]:
     """What a user's shell has: Ray's defaults (token authentication on, lines of several
-    workers folded), not the settings the tests' shared session needs."""
-    return {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_DEDUP_LOGS")}
+    workers folded), not the settings the tests' shared session needs, nor those that commands
+    run in this process (``main(["bench", ...])`` in other tests) left in its environment."""
+    drop = {"RAY_AUTH_MODE", "RAY_DEDUP_LOGS", VERBOSE_ENV, *QUIET_DRIVER}
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def _swarmcast(folder: Path, *args: str) -> list[str]:
