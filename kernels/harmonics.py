@@ -28,18 +28,19 @@ _SWITCH = "TORCHDYNAMO_DISABLE"
 
 
 def _import_without_compile():  # noqa: ANN202 (returns the torch_harmonics module)
-    first = "torch_harmonics" not in sys.modules  # else the user's code loaded it: nothing to save
-    saved = os.environ.get(_SWITCH)
-    if first:
+    if "torch_harmonics" not in sys.modules:  # else the user's code loaded it: nothing to save
+        saved = os.environ.get(_SWITCH)
         os.environ[_SWITCH] = "1"
-    try:
-        import torch_harmonics
-        import torch_harmonics.examples.models  # the SFNO and the shallow-water solver, under the switch too
-    finally:
-        if first and saved is None:
-            del os.environ[_SWITCH]
-        elif first:
-            os.environ[_SWITCH] = saved
+        try:
+            import torch_harmonics.examples.models  # the package and the models, under the switch
+        finally:
+            if saved is None:
+                del os.environ[_SWITCH]
+            else:
+                os.environ[_SWITCH] = saved
+    import torch_harmonics
+    import torch_harmonics.examples.models  # the SFNO and the shallow-water solver
+
     return torch_harmonics
 
 
